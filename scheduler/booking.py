@@ -1,0 +1,449 @@
+"""Register, cancel, change capacity, promote: invariants 1-3 live here.
+
+Every function that changes seats runs inside one ``Database.write()`` transaction that first
+locks the training session's row (``FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE``
+already holds the write lock). All seat work for one session is therefore serialised, which
+makes first-come-first-served waitlist order and the per-agency cap exact. The seat itself is
+taken by a conditional ``UPDATE ... WHERE confirmed < capacity``, and a CHECK constraint backs
+it, so a bug above can fail a request but never oversell a pool.
+
+Emails that a change causes are written to the outbox on the same connection (invariant 4).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from notifications import outbox, reminders
+from notifications.models import utcnow
+from scheduler.db import Database
+from scheduler.errors import DuplicateRegistration, Gone, Invalid, NotFound, SchedulerError
+from scheduler.models import ATTENDANCE, Registration, SeatPool, TrainingSession
+from scheduler.validation import Fields
+
+CONFIRMED = "confirmed"
+WAITLISTED = "waitlisted"
+CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class RegistrationInput:
+    name: str
+    email: str
+    agency: str
+    attendance: str
+    rank: str | None = None
+
+    @classmethod
+    def parse(cls, data: Any) -> RegistrationInput:
+        """Validate a registration body; raises ``Invalid`` naming every bad field."""
+        fields = Fields(data)
+        name = fields.text("name", max_length=200)
+        email = fields.email("email")
+        agency = fields.text("agency", max_length=200)
+        attendance = fields.choice("attendance", ATTENDANCE)
+        rank = fields.text("rank", max_length=120, required=False)
+        fields.done()
+        assert name and email and agency and attendance
+        return cls(name=name, email=email, agency=agency, attendance=attendance, rank=rank)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a registration attempt or a lookup by token came to."""
+
+    id: int
+    session_id: int
+    status: str
+    attendance: str
+    waitlist_position: int | None
+    token: str
+
+
+async def lock_session(conn: AsyncConnection, session_id: int) -> Row[Any]:
+    """Lock and return a training session's row; raises ``NotFound``."""
+    row = (
+        await conn.execute(
+            select(TrainingSession).where(TrainingSession.id == session_id).with_for_update()
+        )
+    ).first()
+    if row is None:
+        raise NotFound("session", session_id)
+    return row
+
+
+def check_open(session: Row[Any], now: datetime) -> None:
+    """Raise ``Gone`` when a session takes no more registrations."""
+    if session.status == CANCELLED:
+        raise Gone("this session was cancelled")
+    closes = session.registration_closes_at or session.starts_at
+    if now >= closes or now >= session.starts_at:
+        raise Gone("registration for this session has closed")
+
+
+async def register(
+    db: Database,
+    session_id: int,
+    person: RegistrationInput,
+    *,
+    reminder_offsets: tuple[timedelta, ...],
+    now: datetime | None = None,
+) -> Outcome:
+    """Give ``person`` a seat in the pool they chose, or a place on its waitlist.
+
+    Raises ``NotFound`` (no such session), ``Gone`` (cancelled or closed), ``Invalid`` (the
+    session has no pool for that attendance) and ``DuplicateRegistration``.
+    """
+    now = now or utcnow()
+    email_key = person.email.lower()
+    agency_key = " ".join(person.agency.lower().split())
+    try:
+        async with db.write() as conn:
+            session = await lock_session(conn, session_id)
+            check_open(session, now)
+            pool = (
+                await conn.execute(
+                    select(SeatPool.id).where(
+                        SeatPool.session_id == session_id,
+                        SeatPool.attendance == person.attendance,
+                    )
+                )
+            ).first()
+            if pool is None:
+                offered = "in person" if session.mode == "in_person" else "virtually"
+                raise Invalid(
+                    {"attendance": f"this session is offered only {offered}"},
+                )
+            taken = (
+                await conn.execute(
+                    select(Registration.id).where(
+                        Registration.session_id == session_id,
+                        Registration.email_key == email_key,
+                        Registration.status != CANCELLED,
+                    )
+                )
+            ).first()
+            if taken is not None:
+                raise DuplicateRegistration(person.email)
+
+            status = WAITLISTED
+            if not await _agency_full(conn, session, agency_key):
+                seat = await conn.execute(
+                    update(SeatPool)
+                    .where(SeatPool.id == pool.id, SeatPool.confirmed < SeatPool.capacity)
+                    .values(confirmed=SeatPool.confirmed + 1)
+                    .returning(SeatPool.confirmed)
+                )
+                if seat.first() is not None:
+                    status = CONFIRMED
+            waitlist_seq = None
+            if status == WAITLISTED:
+                waitlist_seq = await _draw_ticket(conn, pool.id)
+
+            token = secrets.token_urlsafe(24)
+            registration_id = (
+                await conn.execute(
+                    insert(Registration)
+                    .values(
+                        session_id=session_id,
+                        pool_id=pool.id,
+                        attendance=person.attendance,
+                        name=person.name,
+                        email=person.email,
+                        email_key=email_key,
+                        agency=person.agency,
+                        agency_key=agency_key,
+                        rank=person.rank,
+                        status=status,
+                        waitlist_seq=waitlist_seq,
+                        token=token,
+                        created_at=now,
+                        updated_at=now,
+                        confirmed_at=now if status == CONFIRMED else None,
+                        sequence=0,
+                    )
+                    .returning(Registration.id)
+                )
+            ).scalar_one()
+
+            position = None
+            if status == CONFIRMED:
+                await _on_confirmed(
+                    conn,
+                    "confirmation",
+                    registration_id,
+                    person.email,
+                    session,
+                    reminder_offsets,
+                    now,
+                )
+            else:
+                position = await waitlist_position(conn, pool.id, waitlist_seq)
+                await outbox.enqueue(
+                    conn,
+                    "waitlisted",
+                    person.email,
+                    registration_id=registration_id,
+                    session_id=session_id,
+                    payload={"position": position},
+                )
+    except IntegrityError as exc:
+        # The unique index is the backstop for invariant 2 should two writers ever interleave.
+        if "uq_registrations_active_email" in str(exc.orig) or "email_key" in str(exc.orig):
+            raise DuplicateRegistration(person.email) from exc
+        raise
+    return Outcome(registration_id, session_id, status, person.attendance, position, token)
+
+
+async def _agency_full(conn: AsyncConnection, session: Row[Any], agency_key: str) -> bool:
+    if session.max_per_agency is None:
+        return False
+    held = (
+        await conn.execute(
+            select(func.count()).where(
+                Registration.session_id == session.id,
+                Registration.agency_key == agency_key,
+                Registration.status == CONFIRMED,
+            )
+        )
+    ).scalar_one()
+    return int(held) >= int(session.max_per_agency)
+
+
+async def _draw_ticket(conn: AsyncConnection, pool_id: int) -> int:
+    result = await conn.execute(
+        update(SeatPool)
+        .where(SeatPool.id == pool_id)
+        .values(waitlist_seq=SeatPool.waitlist_seq + 1)
+        .returning(SeatPool.waitlist_seq)
+    )
+    return int(result.scalar_one())
+
+
+async def waitlist_position(conn: AsyncConnection, pool_id: int, waitlist_seq: int | None) -> int:
+    """1-based place on a pool's waitlist; always gapless because it is counted, not stored."""
+    if waitlist_seq is None:
+        return 0
+    ahead = (
+        await conn.execute(
+            select(func.count()).where(
+                Registration.pool_id == pool_id,
+                Registration.status == WAITLISTED,
+                Registration.waitlist_seq <= waitlist_seq,
+            )
+        )
+    ).scalar_one()
+    return int(ahead)
+
+
+async def _on_confirmed(
+    conn: AsyncConnection,
+    kind: str,
+    registration_id: int,
+    email: str,
+    session: Row[Any],
+    reminder_offsets: tuple[timedelta, ...],
+    now: datetime,
+) -> None:
+    await outbox.enqueue(conn, kind, email, registration_id=registration_id, session_id=session.id)
+    await outbox.enqueue_many(
+        conn,
+        reminders.reminder_rows(
+            recipient=email,
+            registration_id=registration_id,
+            session_id=session.id,
+            starts_at=session.starts_at,
+            offsets=reminder_offsets,
+            now=now,
+        ),
+    )
+
+
+async def fill_from_waitlist(
+    conn: AsyncConnection,
+    session: Row[Any],
+    *,
+    reminder_offsets: tuple[timedelta, ...],
+    now: datetime,
+) -> list[int]:
+    """Promote, in ticket order, every waitlisted person a free seat can take (invariant 3).
+
+    Runs inside the caller's transaction with the session row locked. A person whose agency is
+    at its cap is passed over, not skipped for good: they keep their place for the next seat.
+    Returns the promoted registration ids.
+    """
+    if session.status == CANCELLED:
+        return []
+    promoted: list[int] = []
+    pools = (
+        await conn.execute(
+            select(SeatPool.id, SeatPool.capacity, SeatPool.confirmed)
+            .where(SeatPool.session_id == session.id)
+            .order_by(SeatPool.id)
+        )
+    ).all()
+    agency_counts: dict[str, int] | None = None
+    for pool in pools:
+        free = pool.capacity - pool.confirmed
+        if free <= 0:
+            continue
+        waiting = (
+            await conn.execute(
+                select(Registration.id, Registration.email, Registration.agency_key)
+                .where(Registration.pool_id == pool.id, Registration.status == WAITLISTED)
+                .order_by(Registration.waitlist_seq)
+            )
+        ).all()
+        if session.max_per_agency is not None and agency_counts is None:
+            agency_counts = await _confirmed_by_agency(conn, session.id)
+        for person in waiting:
+            if free <= 0:
+                break
+            if agency_counts is not None:
+                if agency_counts.get(person.agency_key, 0) >= session.max_per_agency:
+                    continue
+                agency_counts[person.agency_key] = agency_counts.get(person.agency_key, 0) + 1
+            await _promote(conn, pool.id, person.id)
+            await _on_confirmed(
+                conn, "promoted", person.id, person.email, session, reminder_offsets, now
+            )
+            promoted.append(person.id)
+            free -= 1
+    return promoted
+
+
+async def _confirmed_by_agency(conn: AsyncConnection, session_id: int) -> dict[str, int]:
+    rows = await conn.execute(
+        select(Registration.agency_key, func.count())
+        .where(Registration.session_id == session_id, Registration.status == CONFIRMED)
+        .group_by(Registration.agency_key)
+    )
+    return {agency: int(count) for agency, count in rows.all()}
+
+
+async def _promote(conn: AsyncConnection, pool_id: int, registration_id: int) -> None:
+    seat = await conn.execute(
+        update(SeatPool)
+        .where(SeatPool.id == pool_id, SeatPool.confirmed < SeatPool.capacity)
+        .values(confirmed=SeatPool.confirmed + 1)
+        .returning(SeatPool.id)
+    )
+    if seat.first() is None:  # pragma: no cover - the session lock makes this unreachable
+        raise SchedulerError("no free seat to promote into")
+    now = utcnow()
+    await conn.execute(
+        update(Registration)
+        .where(Registration.id == registration_id)
+        .values(
+            status=CONFIRMED,
+            confirmed_at=now,
+            updated_at=now,
+            sequence=Registration.sequence + 1,
+        )
+    )
+
+
+async def find_by_token(conn: AsyncConnection, token: str) -> Row[Any]:
+    """The registration with this secret token; raises ``NotFound``."""
+    if not token or len(token) > 64:
+        raise NotFound("registration", "token")
+    row = (await conn.execute(select(Registration).where(Registration.token == token))).first()
+    if row is None:
+        raise NotFound("registration", "token")
+    return row
+
+
+async def describe(conn: AsyncConnection, registration: Row[Any]) -> Outcome:
+    position = None
+    if registration.status == WAITLISTED:
+        position = await waitlist_position(conn, registration.pool_id, registration.waitlist_seq)
+    return Outcome(
+        registration.id,
+        registration.session_id,
+        registration.status,
+        registration.attendance,
+        position,
+        registration.token,
+    )
+
+
+async def cancel(
+    db: Database,
+    token: str,
+    *,
+    reminder_offsets: tuple[timedelta, ...],
+    now: datetime | None = None,
+    by_admin: bool = False,
+) -> Outcome:
+    """Cancel the registration holding ``token`` and give its seat to the next in line.
+
+    Cancelling twice is harmless and returns the cancelled registration. Raises ``NotFound``
+    for an unknown token and ``Gone`` once the session has started (registrants only).
+    """
+    now = now or utcnow()
+    async with db.write() as conn:
+        found = await find_by_token(conn, token)
+        session = await lock_session(conn, found.session_id)
+        registration = await find_by_token(conn, token)  # re-read under the lock
+        if registration.status == CANCELLED:
+            return await describe(conn, registration)
+        if not by_admin and now >= session.starts_at:
+            raise Gone("this session has already started")
+        await conn.execute(
+            update(Registration)
+            .where(Registration.id == registration.id)
+            .values(
+                status=CANCELLED,
+                cancelled_at=now,
+                updated_at=now,
+                sequence=Registration.sequence + 1,
+            )
+        )
+        if registration.status == CONFIRMED:
+            await conn.execute(
+                update(SeatPool)
+                .where(SeatPool.id == registration.pool_id)
+                .values(confirmed=SeatPool.confirmed - 1)
+            )
+        await outbox.cancel_pending(conn, registration_id=registration.id)
+        if session.status != CANCELLED:
+            await outbox.enqueue(
+                conn,
+                "registration_cancelled",
+                registration.email,
+                registration_id=registration.id,
+                session_id=session.id,
+                payload={"was": registration.status},
+            )
+        if registration.status == CONFIRMED:
+            await fill_from_waitlist(conn, session, reminder_offsets=reminder_offsets, now=now)
+        return Outcome(
+            registration.id,
+            registration.session_id,
+            CANCELLED,
+            registration.attendance,
+            None,
+            registration.token,
+        )
+
+
+async def set_outcome(db: Database, registration_id: int, outcome: str | None) -> None:
+    """Mark a confirmed registration attended or no-show (or clear it). Raises ``NotFound``."""
+    if outcome not in (None, "attended", "no_show"):
+        raise Invalid({"outcome": "must be attended or no_show"})
+    async with db.write() as conn:
+        result = await conn.execute(
+            update(Registration)
+            .where(and_(Registration.id == registration_id, Registration.status == CONFIRMED))
+            .values(outcome=outcome, updated_at=utcnow())
+        )
+        if result.rowcount == 0:
+            raise NotFound("confirmed registration", registration_id)

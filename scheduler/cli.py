@@ -1,0 +1,162 @@
+"""The command line: ``scheduler serve | migrate | demo | admin create | token create``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from collections.abc import Sequence
+
+from scheduler import accounts, demo, migrate, tokens
+from scheduler.config import ConfigError, Settings
+from scheduler.db import Database
+from scheduler.errors import SchedulerError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scheduler", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="apply migrations, then serve the app and its jobs")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--demo", action="store_true", help="load the demo catalogue if empty")
+
+    commands.add_parser("migrate", help="apply database migrations")
+    commands.add_parser("demo", help="load the demo catalogue")
+
+    admin = commands.add_parser("admin", help="manage admin users")
+    admin_commands = admin.add_subparsers(dest="admin_command", required=True)
+    create = admin_commands.add_parser("create", help="create an admin user")
+    create.add_argument("email")
+    create.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin"
+    )
+
+    token = commands.add_parser("token", help="manage admin API tokens")
+    token_commands = token.add_subparsers(dest="token_command", required=True)
+    token_create = token_commands.add_parser("create", help="print a new API token once")
+    token_create.add_argument("name")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"scheduler: configuration error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "serve":
+            return serve(settings, args)
+        if args.command == "migrate":
+            asyncio.run(migrate.upgrade(settings.database_url))
+            print("database is up to date")
+            return 0
+        if args.command == "demo":
+            asyncio.run(migrate.upgrade(settings.database_url))
+            added = asyncio.run(_demo(settings, verbose=True))
+            print(
+                f"demo catalogue: {added} sessions added"
+                if added
+                else "demo catalogue already loaded"
+            )
+            return 0
+        if args.command == "admin":
+            return asyncio.run(_admin_create(settings, args.email, args.password_stdin))
+        if args.command == "token":
+            token = asyncio.run(_token_create(settings, args.name))
+            print(token)
+            print("Store this token now: it is not shown again.", file=sys.stderr)
+            return 0
+    except SchedulerError as exc:
+        detail = "; ".join(f"{k}: {v}" for k, v in exc.fields.items())
+        print(f"scheduler: {exc.message}" + (f" ({detail})" if detail else ""), file=sys.stderr)
+        return 1
+    return 2
+
+
+async def _demo(settings: Settings, *, verbose: bool = False, only_if_empty: bool = False) -> int:
+    db = Database.from_url(settings.database_url)
+    try:
+        if only_if_empty:
+            async with db.read() as conn:
+                from scheduler.catalog import list_courses
+
+                if await list_courses(conn):
+                    return 0
+        return await demo.load_demo(db, progress=print if verbose else None)
+    finally:
+        await db.dispose()
+
+
+async def _admin_create(settings: Settings, email: str, from_stdin: bool) -> int:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Again: "):
+            print("scheduler: the passwords differ", file=sys.stderr)
+            return 1
+    await migrate.upgrade(settings.database_url)
+    db = Database.from_url(settings.database_url)
+    try:
+        created = await accounts.create_admin(db, email, password)
+    finally:
+        await db.dispose()
+    print(f"admin {created} created")
+    return 0
+
+
+async def _token_create(settings: Settings, name: str) -> str:
+    await migrate.upgrade(settings.database_url)
+    db = Database.from_url(settings.database_url)
+    try:
+        return await tokens.create_token(db, name)
+    finally:
+        await db.dispose()
+
+
+async def _prepare(settings: Settings, load_demo: bool) -> str | None:
+    await migrate.upgrade(settings.database_url)
+    if load_demo:
+        added = await _demo(settings, only_if_empty=True)
+        if added:
+            print(f"Loaded the demo catalogue ({added} sessions).")
+    if not settings.is_sqlite:
+        return None
+    db = Database.from_url(settings.database_url)
+    try:
+        return await accounts.ensure_first_admin(db)
+    finally:
+        await db.dispose()
+
+
+def serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    password = asyncio.run(_prepare(settings, args.demo))
+    url = f"http://{args.host}:{args.port}"
+    print(f"\nTraining scheduler on {url}/  (admin: {url}/admin)")
+    if password:
+        print("First start: an admin user was created. This password is shown only once:")
+        print("  email:    admin@localhost.localdomain")
+        print(f"  password: {password}")
+        print("Add more with: scheduler admin create EMAIL")
+    print()
+    uvicorn.run(
+        "scheduler.asgi:make_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        proxy_headers=True,
+        timeout_keep_alive=5,
+        limit_concurrency=1000,
+        h11_max_incomplete_event_size=16 * 1024,
+        log_level="info",
+    )
+    return 0

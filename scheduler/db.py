@@ -1,0 +1,89 @@
+"""Engines for SQLite and PostgreSQL, and the two kinds of transaction the service uses.
+
+``Database.write()`` is for every change. On PostgreSQL it is an ordinary transaction whose
+``FOR UPDATE`` row locks serialise the work that must not interleave. SQLite ignores ``FOR
+UPDATE``, so there a write transaction starts with ``BEGIN IMMEDIATE``: it takes the database's
+write lock up front, so two writers can never both read and then deadlock upgrading their locks
+(SQLAlchemy's "Transactions with SQLite" recipe). WAL lets readers go on meanwhile, and the busy
+timeout makes a second writer wait instead of failing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+    """Create the async engine for ``url`` with the settings each backend needs."""
+    if url.startswith("sqlite"):
+        engine = create_async_engine(
+            url,
+            echo=echo,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
+        _prepare_sqlite(engine)
+        return engine
+    return create_async_engine(
+        url,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
+def _prepare_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let us issue BEGIN ourselves instead of the driver's implicit, deferred one.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get("sqlite_immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Database:
+    """The engine plus the transaction helpers; one per app, opened and closed by its lifespan."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.is_sqlite = engine.dialect.name == "sqlite"
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> Database:
+        return cls(make_engine(url, **kwargs))
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction that will change rows: commits on success, rolls back on any error."""
+        async with self.engine.connect() as conn:
+            if self.is_sqlite:
+                await conn.execution_options(sqlite_immediate=True)
+            async with conn.begin():
+                yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction that only reads; it sees one consistent snapshot."""
+        async with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

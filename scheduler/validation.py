@@ -1,0 +1,182 @@
+"""Turn untrusted input (JSON bodies, form posts) into typed values, collecting every field error.
+
+A ``Fields`` object reads one mapping; each ``text``/``integer``/... call either returns a clean
+value or records why the field is wrong. ``done()`` raises one ``Invalid`` naming all of them, so
+nothing is written when any field is bad.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from email_validator import EmailNotValidError, validate_email
+
+from scheduler.errors import Invalid
+
+_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_MISSING = object()
+
+
+class Fields:
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        if not isinstance(data, Mapping):
+            raise Invalid({"body": "must be a JSON object"})
+        self.data = data
+        self.errors: dict[str, str] = {}
+
+    def has(self, name: str) -> bool:
+        return name in self.data and self.data[name] is not None
+
+    def fail(self, name: str, why: str) -> None:
+        self.errors.setdefault(name, why)
+
+    def text(
+        self,
+        name: str,
+        *,
+        max_length: int,
+        required: bool = True,
+        multiline: bool = False,
+        default: str | None = None,
+    ) -> str | None:
+        value = self.data.get(name, _MISSING)
+        if value is _MISSING or value is None or (isinstance(value, str) and not value.strip()):
+            if required:
+                self.fail(name, "is required")
+            return default
+        if not isinstance(value, str):
+            self.fail(name, "must be a string")
+            return default
+        value = value.strip()
+        if not multiline and ("\n" in value or "\r" in value):
+            self.fail(name, "must be a single line")
+            return default
+        if _CONTROL.search(value):
+            self.fail(name, "contains control characters")
+            return default
+        if len(value) > max_length:
+            self.fail(name, f"must be at most {max_length} characters")
+            return default
+        return value
+
+    def email(self, name: str = "email") -> str | None:
+        value = self.text(name, max_length=320)
+        if value is None:
+            return None
+        try:
+            return validate_email(value, check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            self.fail(name, f"is not a valid email address ({exc})")
+            return None
+
+    def slug(self, name: str = "slug") -> str | None:
+        value = self.text(name, max_length=80)
+        if value is not None and not _SLUG.match(value):
+            self.fail(name, "use lowercase letters, digits and hyphens (e.g. managing-bias)")
+            return None
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...], *, required: bool = True) -> str | None:
+        value = self.data.get(name)
+        if value is None:
+            if required:
+                self.fail(name, f"is required (one of {', '.join(choices)})")
+            return None
+        if value not in choices:
+            self.fail(name, f"must be one of {', '.join(choices)}")
+            return None
+        return str(value)
+
+    def integer(
+        self, name: str, *, minimum: int = 0, maximum: int = 100_000, required: bool = True
+    ) -> int | None:
+        value = self.data.get(name)
+        if value is None or value == "":
+            if required:
+                self.fail(name, "is required")
+            return None
+        if isinstance(value, str) and re.fullmatch(r"-?\d{1,9}", value.strip()):
+            value = int(value.strip())
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(name, "must be a whole number")
+            return None
+        if not minimum <= value <= maximum:
+            self.fail(name, f"must be between {minimum} and {maximum}")
+            return None
+        return value
+
+    def url(self, name: str, *, required: bool = False) -> str | None:
+        value = self.text(name, max_length=2000, required=required)
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.netloc:
+            self.fail(name, "must be an http(s) URL")
+            return None
+        return value
+
+    def timezone(self, name: str = "timezone") -> ZoneInfo | None:
+        value = self.text(name, max_length=64)
+        if value is None:
+            return None
+        return parse_timezone(value, self, name)
+
+    def local_datetime(
+        self, name: str, tz: ZoneInfo | None, *, required: bool = True
+    ) -> datetime | None:
+        value = self.text(name, max_length=40, required=required)
+        if value is None:
+            return None
+        return parse_local_datetime(value, tz, self, name)
+
+    def done(self) -> None:
+        if self.errors:
+            raise Invalid(self.errors)
+
+
+def parse_timezone(value: str, fields: Fields, name: str) -> ZoneInfo | None:
+    if value not in _zone_names():
+        fields.fail(name, f"unknown time zone {value!r}; use an IANA name like America/Chicago")
+        return None
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        fields.fail(name, f"unknown time zone {value!r}")
+        return None
+
+
+def parse_local_datetime(
+    value: str, tz: ZoneInfo | None, fields: Fields, name: str
+) -> datetime | None:
+    """Wall-clock time in ``tz`` (or an explicit offset) to an aware UTC instant.
+
+    A wall-clock time skipped by a daylight-saving jump does not exist and is refused; an
+    ambiguous one (the repeated hour) means its first occurrence.
+    """
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        fields.fail(name, "must be an ISO 8601 date and time, e.g. 2027-01-12T09:00")
+        return None
+    if parsed.tzinfo is not None:
+        return parsed.astimezone(UTC)
+    if tz is None:
+        return None  # the time zone's own error is already recorded
+    local = parsed.replace(tzinfo=tz, fold=0)
+    instant = local.astimezone(UTC)
+    if instant.astimezone(tz).replace(tzinfo=None) != parsed:
+        fields.fail(name, f"{value} does not exist in {tz.key} (a daylight-saving gap)")
+        return None
+    return instant
+
+
+@cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(available_timezones())

@@ -1,0 +1,260 @@
+"""The JSON API of the contract: public catalogue and registration, and admin changes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from notifications.models import utcnow
+from scheduler import booking, catalog, tokens
+from scheduler.config import Settings
+from scheduler.db import Database
+from scheduler.errors import Invalid, NotFound
+from scheduler.web.present import course_json, manage_url, session_json
+
+
+def _db(request: Request) -> Database:
+    db: Database = request.state.db
+    return db
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.state.settings
+    return settings
+
+
+async def read_json(request: Request) -> Any:
+    """The request body as JSON; raises ``Invalid`` naming ``body`` when it is not."""
+    raw = await request.body()
+    if not raw.strip():
+        raise Invalid({"body": "a JSON object is required"})
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Invalid({"body": f"is not valid JSON ({exc})"}, "the body is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise Invalid({"body": "must be a JSON object"})
+    return data
+
+
+def path_int(request: Request, name: str) -> int:
+    raw = request.path_params[name]
+    if not raw.isdigit() or len(raw) > 12:
+        raise NotFound(name.removesuffix("_id"), raw)
+    return int(raw)
+
+
+async def require_admin(request: Request) -> tokens.TokenInfo:
+    return await tokens.verify(_db(request), request.headers.get("authorization"))
+
+
+# -- public ----------------------------------------------------------------------------------
+
+
+async def list_courses(request: Request) -> Response:
+    async with _db(request).read() as conn:
+        courses = await catalog.list_courses(conn)
+    settings = _settings(request)
+    return JSONResponse({"courses": [course_json(c, settings) for c in courses]})
+
+
+async def get_course(request: Request) -> Response:
+    async with _db(request).read() as conn:
+        course = await catalog.get_course(conn, request.path_params["slug"])
+    return JSONResponse(course_json(course, _settings(request)))
+
+
+async def list_sessions(request: Request) -> Response:
+    now = utcnow()
+    async with _db(request).read() as conn:
+        course = await catalog.get_course(conn, request.path_params["slug"])
+        sessions = await catalog.load_sessions(conn, course_id=course.id, upcoming_after=now)
+    settings = _settings(request)
+    return JSONResponse(
+        {
+            "course": course.slug,
+            "sessions": [session_json(s, settings, now) for s in sessions],
+        }
+    )
+
+
+async def get_session(request: Request) -> Response:
+    async with _db(request).read() as conn:
+        session = await catalog.get_session(conn, path_int(request, "session_id"))
+    return JSONResponse(session_json(session, _settings(request), utcnow()))
+
+
+def registration_json(outcome: booking.Outcome, settings: Settings) -> dict[str, Any]:
+    return {
+        "id": outcome.id,
+        "session_id": outcome.session_id,
+        "status": outcome.status,
+        "waitlist_position": outcome.waitlist_position,
+        "attendance": outcome.attendance,
+        "token": outcome.token,
+        "manage_url": manage_url(settings, outcome.token),
+    }
+
+
+async def create_registration(request: Request) -> Response:
+    session_id = path_int(request, "session_id")
+    person = booking.RegistrationInput.parse(await read_json(request))
+    settings = _settings(request)
+    outcome = await booking.register(
+        _db(request), session_id, person, reminder_offsets=settings.reminder_offsets
+    )
+    return JSONResponse(registration_json(outcome, settings), status_code=201)
+
+
+async def get_registration(request: Request) -> Response:
+    settings = _settings(request)
+    async with _db(request).read() as conn:
+        registration = await booking.find_by_token(conn, request.path_params["token"])
+        outcome = await booking.describe(conn, registration)
+        session = await catalog.get_session(conn, registration.session_id)
+    body = registration_json(outcome, settings)
+    body.update(name=registration.name, email=registration.email, agency=registration.agency)
+    body["rank"] = registration.rank
+    body["session"] = session_json(session, settings, utcnow())
+    # Invariant 7: only a confirmed virtual registrant sees where to join.
+    if outcome.status == booking.CONFIRMED and outcome.attendance == "virtual":
+        body["join_url"] = session.join_url
+    return JSONResponse(body)
+
+
+async def delete_registration(request: Request) -> Response:
+    settings = _settings(request)
+    outcome = await booking.cancel(
+        _db(request), request.path_params["token"], reminder_offsets=settings.reminder_offsets
+    )
+    return JSONResponse(registration_json(outcome, settings))
+
+
+# -- admin -----------------------------------------------------------------------------------
+
+
+async def create_course(request: Request) -> Response:
+    await require_admin(request)
+    course = await catalog.create_course(_db(request), await read_json(request))
+    return JSONResponse(course_json(course, _settings(request)), status_code=201)
+
+
+async def patch_course(request: Request) -> Response:
+    await require_admin(request)
+    course = await catalog.update_course(
+        _db(request), request.path_params["slug"], await read_json(request)
+    )
+    return JSONResponse(course_json(course, _settings(request)))
+
+
+async def create_session(request: Request) -> Response:
+    await require_admin(request)
+    session = await catalog.create_session(
+        _db(request), request.path_params["slug"], await read_json(request)
+    )
+    return JSONResponse(
+        session_json(session, _settings(request), utcnow(), private=True), status_code=201
+    )
+
+
+async def patch_session(request: Request) -> Response:
+    await require_admin(request)
+    session_id = path_int(request, "session_id")
+    settings = _settings(request)
+    session = await catalog.update_session(
+        _db(request),
+        session_id,
+        await read_json(request),
+        reminder_offsets=settings.reminder_offsets,
+    )
+    return JSONResponse(session_json(session, settings, utcnow(), private=True))
+
+
+async def cancel_session(request: Request) -> Response:
+    await require_admin(request)
+    session_id = path_int(request, "session_id")
+    reason = None
+    if (await request.body()).strip():
+        data = await read_json(request)
+        reason = data.get("reason") if isinstance(data.get("reason"), str) else None
+    session = await catalog.cancel_session(_db(request), session_id, reason=(reason or "")[:500])
+    return JSONResponse(session_json(session, _settings(request), utcnow(), private=True))
+
+
+ROSTER_COLUMNS = (
+    "id",
+    "attendance",
+    "status",
+    "waitlist_position",
+    "name",
+    "email",
+    "agency",
+    "rank",
+    "outcome",
+    "created_at",
+)
+
+
+def csv_safe(value: object) -> str:
+    """A cell a spreadsheet will not run as a formula (OWASP's CSV injection advice)."""
+    text = "" if value is None else str(value)
+    if text and text[0] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+def roster_csv(entries: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(ROSTER_COLUMNS)
+    for entry in entries:
+        writer.writerow([csv_safe(entry.get(col)) for col in ROSTER_COLUMNS])
+    return out.getvalue()
+
+
+async def list_registrations(request: Request) -> Response:
+    await require_admin(request)
+    session_id = path_int(request, "session_id")
+    async with _db(request).read() as conn:
+        session = await catalog.get_session(conn, session_id)
+        entries = await catalog.roster(conn, session_id)
+    if request.query_params.get("format") == "csv":
+        filename = f"roster-{session.course_slug}-{session.id}.csv"
+        return Response(
+            roster_csv(entries),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+    for entry in entries:
+        for key in ("created_at", "updated_at", "confirmed_at", "cancelled_at"):
+            if entry.get(key) is not None:
+                entry[key] = entry[key].isoformat()
+        entry.pop("token", None)
+        entry.pop("email_key", None)
+        entry.pop("agency_key", None)
+        entry.pop("waitlist_seq", None)
+        entry.pop("sequence", None)
+    return JSONResponse({"session_id": session_id, "registrations": entries})
+
+
+routes = [
+    Route("/api/courses", list_courses, methods=["GET"]),
+    Route("/api/courses", create_course, methods=["POST"]),
+    Route("/api/courses/{slug}", get_course, methods=["GET"]),
+    Route("/api/courses/{slug}", patch_course, methods=["PATCH"]),
+    Route("/api/courses/{slug}/sessions", list_sessions, methods=["GET"]),
+    Route("/api/courses/{slug}/sessions", create_session, methods=["POST"]),
+    Route("/api/sessions/{session_id}", get_session, methods=["GET"]),
+    Route("/api/sessions/{session_id}", patch_session, methods=["PATCH"]),
+    Route("/api/sessions/{session_id}/cancel", cancel_session, methods=["POST"]),
+    Route("/api/sessions/{session_id}/registrations", create_registration, methods=["POST"]),
+    Route("/api/sessions/{session_id}/registrations", list_registrations, methods=["GET"]),
+    Route("/api/registrations/{token}", get_registration, methods=["GET"]),
+    Route("/api/registrations/{token}", delete_registration, methods=["DELETE"]),
+]

@@ -1,0 +1,47 @@
+"""A pure ASGI middleware that refuses request bodies over the limit with 413.
+
+It checks ``Content-Length`` first and also counts the bytes of chunked bodies as they arrive,
+so no handler ever holds more than the limit in memory.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from scheduler.errors import PayloadTooLarge
+from scheduler.web.errors import error_response
+
+
+class BodyLimitMiddleware:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    length = -1
+                if length > self.max_bytes or length < 0:
+                    error = PayloadTooLarge(self.max_bytes)
+                    response = error_response(413, error.code, error.message, error.fields)
+                    await response(scope, receive, send)
+                    return
+        seen = 0
+        limit = self.max_bytes
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise PayloadTooLarge(limit)
+            return message
+
+        await self.app(scope, counting_receive, send)

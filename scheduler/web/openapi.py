@@ -1,0 +1,424 @@
+"""The OpenAPI 3.1 description of the JSON API, served at ``/openapi.json``.
+
+Written out by hand from the contract so the schema is the promise, not a by-product; a test
+checks that every API route of the app appears here and that responses match it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {
+        401: "Missing or invalid admin token",
+        404: "Not found",
+        409: "Conflicts with the current state",
+        410: "Closed, cancelled or already started",
+        413: "Body over 64 KiB",
+        422: "Invalid input; `fields` names each bad field",
+        429: "Too many requests",
+        503: "Database unavailable",
+    }
+    return {str(code): _json(_ref("Error"), text[code]) for code in codes}
+
+
+_STR = {"type": "string"}
+_NSTR = {"type": ["string", "null"]}
+_INT = {"type": "integer"}
+_NINT = {"type": ["integer", "null"]}
+_TIME = {"type": "string", "format": "date-time"}
+_NTIME = {"type": ["string", "null"], "format": "date-time"}
+_ADMIN: list[dict[str, list[str]]] = [{"bearer": []}]
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message", "fields"],
+                "properties": {
+                    "code": _STR,
+                    "message": _STR,
+                    "fields": {"type": "object", "additionalProperties": _STR},
+                },
+            }
+        },
+    },
+    "FeedUrls": {
+        "type": "object",
+        "required": ["https", "webcal"],
+        "properties": {"https": _STR, "webcal": _STR},
+    },
+    "Course": {
+        "type": "object",
+        "required": ["slug", "title", "description", "delivery", "url", "feed_url"],
+        "properties": {
+            "slug": _STR,
+            "title": _STR,
+            "description": _STR,
+            "audience": _STR,
+            "provider": _STR,
+            "delivery": {"type": "array", "items": {"enum": ["in_person", "virtual", "online"]}},
+            "self_paced": {"type": "boolean"},
+            "online_url": _NSTR,
+            "url": _STR,
+            "sessions_url": _STR,
+            "feed_url": _ref("FeedUrls"),
+        },
+    },
+    "CourseList": {
+        "type": "object",
+        "required": ["courses"],
+        "properties": {"courses": {"type": "array", "items": _ref("Course")}},
+    },
+    "NewCourse": {
+        "type": "object",
+        "required": ["slug", "title"],
+        "properties": {
+            "slug": {"type": "string", "pattern": "^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$"},
+            "title": {"type": "string", "maxLength": 200, "minLength": 1},
+            "description": {"type": "string", "maxLength": 10000},
+            "audience": {"type": "string", "maxLength": 300},
+            "provider": {"type": "string", "maxLength": 200},
+            "delivery": {"type": "array", "items": {"enum": ["in_person", "virtual", "online"]}},
+            "online_url": {"type": "string", "format": "uri"},
+        },
+    },
+    "CoursePatch": {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string", "maxLength": 200, "minLength": 1},
+            "description": {"type": "string", "maxLength": 10000},
+            "audience": {"type": "string", "maxLength": 300},
+            "provider": {"type": "string", "maxLength": 200},
+            "delivery": {"type": "array", "items": {"enum": ["in_person", "virtual", "online"]}},
+            "online_url": {"type": "string", "format": "uri"},
+        },
+    },
+    "Pool": {
+        "type": "object",
+        "required": ["capacity", "confirmed", "waitlisted", "available"],
+        "properties": {"capacity": _INT, "confirmed": _INT, "waitlisted": _INT, "available": _INT},
+    },
+    "Venue": {
+        "type": ["object", "null"],
+        "properties": {
+            "name": _NSTR,
+            "address": _NSTR,
+            "city": _NSTR,
+            "state": _NSTR,
+            "postal_code": _NSTR,
+        },
+    },
+    "Session": {
+        "type": "object",
+        "required": ["id", "course", "starts_at", "ends_at", "timezone", "mode", "status", "seats"],
+        "properties": {
+            "id": _INT,
+            "course": _STR,
+            "course_title": _STR,
+            "starts_at": _TIME,
+            "ends_at": _TIME,
+            "timezone": _STR,
+            "mode": {"enum": ["in_person", "virtual", "hybrid"]},
+            "status": {"enum": ["scheduled", "cancelled"]},
+            "venue": _ref("Venue"),
+            "platform": _NSTR,
+            "max_per_agency": _NINT,
+            "registration_closes_at": _NTIME,
+            "registration_open": {"type": "boolean"},
+            "seats": {
+                "type": "object",
+                "properties": {"in_person": _ref("Pool"), "virtual": _ref("Pool")},
+            },
+            "url": _STR,
+            "registrations_url": _STR,
+            "sequence": _INT,
+            "updated_at": _TIME,
+            "join_url": {**_NSTR, "description": "admin responses only"},
+        },
+    },
+    "SessionList": {
+        "type": "object",
+        "required": ["course", "sessions"],
+        "properties": {"course": _STR, "sessions": {"type": "array", "items": _ref("Session")}},
+    },
+    "VenueInput": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 200},
+            "address": {"type": "string", "maxLength": 300},
+            "city": {"type": "string", "maxLength": 120},
+            "state": {"type": "string", "maxLength": 40},
+            "postal_code": {"type": "string", "maxLength": 20},
+        },
+    },
+    "NewSession": {
+        "type": "object",
+        "required": ["starts_at", "ends_at", "timezone", "mode"],
+        "properties": {
+            "starts_at": {
+                "type": "string",
+                "description": "wall-clock time, e.g. 2027-01-12T09:00",
+            },
+            "ends_at": {"type": "string"},
+            "timezone": {"type": "string", "description": "IANA name, e.g. America/Chicago"},
+            "mode": {"enum": ["in_person", "virtual", "hybrid"]},
+            "in_person_capacity": {"type": "integer", "minimum": 0, "maximum": 100000},
+            "virtual_capacity": {"type": "integer", "minimum": 0, "maximum": 100000},
+            "venue": _ref("VenueInput"),
+            "join_url": {"type": "string", "format": "uri"},
+            "platform": {"type": "string", "maxLength": 80},
+            "max_per_agency": {"type": ["integer", "null"], "minimum": 1},
+            "registration_closes_at": {"type": ["string", "null"]},
+        },
+    },
+    "SessionPatch": {
+        "type": "object",
+        "properties": {
+            "starts_at": _STR,
+            "ends_at": _STR,
+            "timezone": _STR,
+            "mode": {"enum": ["in_person", "virtual", "hybrid"]},
+            "in_person_capacity": {"type": "integer", "minimum": 0},
+            "virtual_capacity": {"type": "integer", "minimum": 0},
+            "venue": _ref("VenueInput"),
+            "join_url": {"type": "string", "format": "uri"},
+            "platform": _STR,
+            "max_per_agency": {"type": ["integer", "null"], "minimum": 1},
+            "registration_closes_at": {"type": ["string", "null"]},
+        },
+    },
+    "CancelSession": {"type": "object", "properties": {"reason": {"type": "string"}}},
+    "NewRegistration": {
+        "type": "object",
+        "required": ["name", "email", "agency", "attendance"],
+        "properties": {
+            "name": {"type": "string", "maxLength": 200, "minLength": 1},
+            "email": {"type": "string", "format": "email", "maxLength": 320},
+            "agency": {"type": "string", "maxLength": 200, "minLength": 1},
+            "rank": {"type": "string", "maxLength": 120},
+            "attendance": {"enum": ["in_person", "virtual"]},
+        },
+    },
+    "Registration": {
+        "type": "object",
+        "required": ["id", "status", "waitlist_position", "attendance", "token", "manage_url"],
+        "properties": {
+            "id": _INT,
+            "session_id": _INT,
+            "status": {"enum": ["confirmed", "waitlisted", "cancelled"]},
+            "waitlist_position": _NINT,
+            "attendance": {"enum": ["in_person", "virtual"]},
+            "token": _STR,
+            "manage_url": _STR,
+        },
+    },
+    "RegistrationDetail": {
+        "allOf": [
+            _ref("Registration"),
+            {
+                "type": "object",
+                "properties": {
+                    "name": _STR,
+                    "email": _STR,
+                    "agency": _STR,
+                    "rank": _NSTR,
+                    "session": _ref("Session"),
+                    "join_url": {**_NSTR, "description": "confirmed virtual seats only"},
+                },
+            },
+        ]
+    },
+    "Roster": {
+        "type": "object",
+        "required": ["session_id", "registrations"],
+        "properties": {
+            "session_id": _INT,
+            "registrations": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "Health": {"type": "object", "required": ["status"], "properties": {"status": _STR}},
+}
+
+_SLUG = {"name": "slug", "in": "path", "required": True, "schema": _STR}
+_SID = {"name": "session_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+_TOKEN = {"name": "token", "in": "path", "required": True, "schema": _STR}
+
+
+def _body(name: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": _ref(name)}}}
+
+
+PATHS: dict[str, Any] = {
+    "/api/courses": {
+        "get": {
+            "summary": "List courses",
+            "responses": {"200": _json(_ref("CourseList"), "Courses")},
+        },
+        "post": {
+            "summary": "Create a course",
+            "security": _ADMIN,
+            "requestBody": _body("NewCourse"),
+            "responses": {
+                "201": _json(_ref("Course"), "Created"),
+                **_errors(401, 409, 413, 422),
+            },
+        },
+    },
+    "/api/courses/{slug}": {
+        "parameters": [_SLUG],
+        "get": {
+            "summary": "One course",
+            "responses": {"200": _json(_ref("Course"), "The course"), **_errors(404)},
+        },
+        "patch": {
+            "summary": "Edit a course",
+            "security": _ADMIN,
+            "requestBody": _body("CoursePatch"),
+            "responses": {"200": _json(_ref("Course"), "Updated"), **_errors(401, 404, 413, 422)},
+        },
+    },
+    "/api/courses/{slug}/sessions": {
+        "parameters": [_SLUG],
+        "get": {
+            "summary": "Upcoming sessions of a course with seats per pool",
+            "responses": {"200": _json(_ref("SessionList"), "Sessions"), **_errors(404)},
+        },
+        "post": {
+            "summary": "Schedule a session",
+            "security": _ADMIN,
+            "requestBody": _body("NewSession"),
+            "responses": {
+                "201": _json(_ref("Session"), "Created"),
+                **_errors(401, 404, 413, 422),
+            },
+        },
+    },
+    "/api/sessions/{session_id}": {
+        "parameters": [_SID],
+        "get": {
+            "summary": "One session with seats per pool",
+            "responses": {"200": _json(_ref("Session"), "The session"), **_errors(404)},
+        },
+        "patch": {
+            "summary": "Reschedule, move or change capacities",
+            "security": _ADMIN,
+            "requestBody": _body("SessionPatch"),
+            "responses": {
+                "200": _json(_ref("Session"), "Updated"),
+                **_errors(401, 404, 409, 413, 422),
+            },
+        },
+    },
+    "/api/sessions/{session_id}/cancel": {
+        "parameters": [_SID],
+        "post": {
+            "summary": "Cancel a session; everyone registered is told",
+            "security": _ADMIN,
+            "requestBody": {
+                "required": False,
+                "content": {"application/json": {"schema": _ref("CancelSession")}},
+            },
+            "responses": {
+                "200": _json(_ref("Session"), "Cancelled"),
+                **_errors(401, 404, 413, 422),
+            },
+        },
+    },
+    "/api/sessions/{session_id}/registrations": {
+        "parameters": [_SID],
+        "post": {
+            "summary": "Register for a seat or join the waitlist",
+            "requestBody": _body("NewRegistration"),
+            "responses": {
+                "201": _json(_ref("Registration"), "Confirmed or waitlisted"),
+                **_errors(404, 409, 410, 413, 422, 429),
+            },
+        },
+        "get": {
+            "summary": "Roster (JSON, or CSV with ?format=csv)",
+            "security": _ADMIN,
+            "parameters": [
+                {
+                    "name": "format",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"enum": ["json", "csv"]},
+                }
+            ],
+            "responses": {
+                "200": {
+                    "description": "Roster",
+                    "content": {
+                        "application/json": {"schema": _ref("Roster")},
+                        "text/csv": {"schema": _STR},
+                    },
+                },
+                **_errors(401, 404),
+            },
+        },
+    },
+    "/api/registrations/{token}": {
+        "parameters": [_TOKEN],
+        "get": {
+            "summary": "A registration, by its secret token",
+            "responses": {
+                "200": _json(_ref("RegistrationDetail"), "The registration"),
+                **_errors(404),
+            },
+        },
+        "delete": {
+            "summary": "Cancel a registration; the next waitlisted person is promoted",
+            "responses": {
+                "200": _json(_ref("Registration"), "Cancelled"),
+                **_errors(404, 410),
+            },
+        },
+    },
+    "/healthz": {
+        "get": {
+            "summary": "Liveness and database check",
+            "responses": {"200": _json(_ref("Health"), "Healthy"), **_errors(503)},
+        }
+    },
+}
+
+
+def build_spec(base_url: str) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Training session scheduler",
+            "version": "1",
+            "description": "Sessions, seats and waitlists for the de-escalation training network.",
+        },
+        "servers": [{"url": base_url}],
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(build_spec(request.state.settings.base_url))
+
+
+routes = [Route("/openapi.json", openapi, methods=["GET"])]

@@ -42,7 +42,7 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        db = Database.from_url(settings.database_url)
+        db = Database.from_url(settings.database_url, pool_size=settings.db_pool_size)
         jobs = Jobs(db, settings)
         if settings.run_jobs:
             await jobs.start()

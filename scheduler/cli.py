@@ -154,6 +154,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxies,
         timeout_keep_alive=5,
         limit_concurrency=1000,
         h11_max_incomplete_event_size=16 * 1024,

@@ -38,6 +38,10 @@ class Settings:
         timedelta(hours=1),
     )
     rate_limit: int = 30
+    # Peers whose X-Forwarded-For uvicorn believes (comma-separated addresses, or "*").
+    trusted_proxies: str = "127.0.0.1"
+    # Connections each process keeps open to PostgreSQL (and as many again in bursts).
+    db_pool_size: int = 10
     log_format: str = "text"
     run_jobs: bool = True
     max_body_bytes: int = 64 * 1024
@@ -96,6 +100,12 @@ class Settings:
             if not limit.isdigit():
                 raise ConfigError("SCHEDULER_RATE_LIMIT", limit, "must be a whole number >= 0")
             kwargs["rate_limit"] = int(limit)
+        if (proxies := get("TRUSTED_PROXIES")) is not None:
+            kwargs["trusted_proxies"] = proxies
+        if (pool := get("DB_POOL_SIZE")) is not None:
+            if not pool.isdigit() or int(pool) < 1:
+                raise ConfigError("SCHEDULER_DB_POOL_SIZE", pool, "must be a whole number >= 1")
+            kwargs["db_pool_size"] = int(pool)
         if (log_format := get("LOG_FORMAT")) is not None:
             if log_format not in ("text", "json"):
                 raise ConfigError("SCHEDULER_LOG_FORMAT", log_format, "must be text or json")

@@ -11,7 +11,9 @@ The hierarchy::
     │   └── AlreadyExists              a course slug or user that is taken
     ├── Gone                       410  registration closed, session cancelled or past
     ├── PayloadTooLarge            413  a request body over the limit
-    └── Unauthorized               401  missing or bad admin credentials
+    ├── Unauthorized               401  missing or bad admin credentials
+    ├── RateLimited                429  a client over its attempts per minute (Retry-After)
+    └── Unavailable                503  the database cannot be reached right now (Retry-After)
 
 Each error builds its message in ``__init__``; the web layer turns them into the contract's error
 shape in one place (``scheduler.web.errors``).
@@ -23,6 +25,8 @@ from __future__ import annotations
 class SchedulerError(Exception):
     status_code = 400
     code = "error"
+    # Seconds after which trying again makes sense; sent as ``Retry-After`` when set.
+    retry_after: int | None = None
 
     def __init__(self, message: str, fields: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -103,3 +107,21 @@ class Unauthorized(SchedulerError):
 
     def __init__(self, message: str = "a valid admin token is required") -> None:
         super().__init__(message)
+
+
+class RateLimited(SchedulerError):
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, limit: int, retry_after: int) -> None:
+        super().__init__(f"too many attempts: at most {limit} a minute; try again shortly")
+        self.retry_after = max(1, retry_after)
+
+
+class Unavailable(SchedulerError):
+    status_code = 503
+    code = "unavailable"
+
+    def __init__(self, what: str = "the database", retry_after: int = 5) -> None:
+        super().__init__(f"{what} is unavailable right now; please try again shortly")
+        self.retry_after = retry_after

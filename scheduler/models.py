@@ -31,6 +31,7 @@ __all__ = [
     "ApiToken",
     "Base",
     "Course",
+    "RateLimitWindow",
     "Registration",
     "SeatPool",
     "TrainingSession",
@@ -171,6 +172,23 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class RateLimitWindow(Base):
+    """Attempts one client made in one minute at one rate-limited door (``scheduler.web.ratelimit``).
+
+    Kept in the database so the limit is exact across every instance and worker.
+    """
+
+    __tablename__ = "rate_limit_windows"
+
+    bucket: Mapped[str] = mapped_column(String(40), primary_key=True)
+    client: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Unix time of the window's first second, a multiple of 60.
+    window_start: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hits: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("ix_rate_limit_windows_start", "window_start"),)
 
 
 def row_dict(row: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from scheduler import booking, catalog, tokens
 from scheduler.config import Settings
 from scheduler.db import Database
 from scheduler.errors import Invalid, NotFound
+from scheduler.web import ratelimit
 from scheduler.web.present import course_json, manage_url, session_json
 
 
@@ -103,6 +104,7 @@ def registration_json(outcome: booking.Outcome, settings: Settings) -> dict[str,
 
 
 async def create_registration(request: Request) -> Response:
+    await ratelimit.enforce(request, "register")
     session_id = path_int(request, "session_id")
     person = booking.RegistrationInput.parse(await read_json(request))
     settings = _settings(request)

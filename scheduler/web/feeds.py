@@ -1,7 +1,153 @@
-"""Placeholder: routes land here with their issue."""
+"""Calendar endpoints: course feeds, the all-courses feed, and a registrant's own invite.
+
+Feeds answer conditional requests from one aggregate query (``subscriptions.fingerprint``): a
+matching ``If-None-Match`` (or, without one, ``If-Modified-Since``) gets a 304 without rendering,
+and an unchanged feed is served from bytes rendered earlier by this process. The fingerprint
+comes from the database, so the cache can never hide another instance's change.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from collections import OrderedDict
+from datetime import UTC
+from email.utils import format_datetime, parsedate_to_datetime
 
-routes: list[BaseRoute] = []
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from notifications.models import utcnow
+from scheduler import booking, catalog, subscriptions
+from scheduler.calendar import invite_method, registration_invite
+from scheduler.config import Settings
+from scheduler.db import Database
+from scheduler.subscriptions import FeedFilter, Fingerprint
+
+CALENDAR_TYPE = "text/calendar; charset=utf-8"
+
+
+class FeedCache:
+    """Rendered feeds by ETag, least recently used first out.
+
+    Keys are fingerprints of database state, so an entry is never stale: a change makes a new
+    key and the old entry simply ages out.
+    """
+
+    def __init__(self, max_entries: int = 64) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, bytes] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, etag: str) -> bytes | None:
+        body = self._entries.get(etag)
+        if body is None:
+            self.misses += 1
+            return None
+        self._entries.move_to_end(etag)
+        self.hits += 1
+        return body
+
+    def put(self, etag: str, body: bytes) -> None:
+        self._entries[etag] = body
+        self._entries.move_to_end(etag)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+
+def _cache(request: Request) -> FeedCache:
+    # Per process, made on first use: it only ever saves work, never decides freshness.
+    cache: FeedCache | None = getattr(request.app.state, "feed_cache", None)
+    if cache is None:
+        cache = FeedCache()
+        request.app.state.feed_cache = cache
+    return cache
+
+
+def _not_modified(request: Request, fp: Fingerprint) -> bool:
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None:
+        # RFC 9110: If-None-Match wins over If-Modified-Since; compare weakly for GET.
+        tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+        return "*" in tags or fp.etag in tags
+    since = request.headers.get("if-modified-since")
+    if since is None or fp.last_modified is None:
+        return False
+    try:
+        stamp = parsedate_to_datetime(since)
+    except (TypeError, ValueError):
+        return False
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return fp.last_modified.replace(microsecond=0) <= stamp
+
+
+def _headers(fp: Fingerprint, filename: str) -> dict[str, str]:
+    headers = {
+        "ETag": fp.etag,
+        # Store, but ask us every time: the ETag makes asking cheap and answers stay fresh.
+        "Cache-Control": "no-cache",
+        "Content-Disposition": f'inline; filename="{filename}"',
+    }
+    if fp.last_modified is not None:
+        headers["Last-Modified"] = format_datetime(fp.last_modified.astimezone(UTC), usegmt=True)
+    return headers
+
+
+async def _serve_feed(request: Request, feed: FeedFilter, filename: str) -> Response:
+    db: Database = request.state.db
+    settings: Settings = request.state.settings
+    now = utcnow()
+    async with subscriptions.snapshot(db) as conn:
+        fp = await subscriptions.fingerprint(conn, feed, now)
+        headers = _headers(fp, filename)
+        if _not_modified(request, fp):
+            headers.pop("Content-Disposition")
+            return Response(status_code=304, headers=headers)
+        cache = _cache(request)
+        body = cache.get(fp.etag)
+        if body is None:
+            body = await subscriptions.render(conn, feed, settings, now)
+            cache.put(fp.etag, body)
+    return Response(body, media_type=CALENDAR_TYPE, headers=headers)
+
+
+async def course_feed(request: Request) -> Response:
+    slug = request.path_params["slug"]
+    feed = FeedFilter.parse(request.query_params.multi_items(), course_slug=slug)
+    return await _serve_feed(request, feed, f"{slug}.ics")
+
+
+async def all_courses_feed(request: Request) -> Response:
+    feed = FeedFilter.parse(request.query_params.multi_items())
+    return await _serve_feed(request, feed, "training-sessions.ics")
+
+
+async def registration_calendar(request: Request) -> Response:
+    db: Database = request.state.db
+    settings: Settings = request.state.settings
+    async with db.read() as conn:
+        registration = await booking.find_by_token(conn, request.path_params["token"])
+        session = await catalog.get_session(conn, registration.session_id)
+        course = await catalog.get_course(conn, session.course_slug)
+    method = invite_method(registration, session)
+    body = registration_invite(registration, session, course, settings)
+    return Response(
+        body,
+        media_type=f"text/calendar; charset=utf-8; method={method}",
+        headers={
+            "Content-Disposition": f'attachment; filename="{course.slug}-{session.id}.ics"',
+            # Personal data and possibly a join URL: no shared caches, no stored copies.
+            "Cache-Control": "private, no-store",
+            "Last-Modified": format_datetime(
+                max(session.updated_at, registration.updated_at).astimezone(UTC), usegmt=True
+            ),
+        },
+    )
+
+
+routes: list[BaseRoute] = [
+    Route("/courses/{slug}/calendar.ics", course_feed, methods=["GET"]),
+    Route("/calendar.ics", all_courses_feed, methods=["GET"]),
+    Route("/registrations/{token}/calendar.ics", registration_calendar, methods=["GET"]),
+]

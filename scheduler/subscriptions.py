@@ -1,0 +1,277 @@
+"""Which sessions a subscription feed shows, and a cheap fingerprint of everything it shows.
+
+A feed is rendered from the database only when its fingerprint changes. The fingerprint is one
+aggregate query over the same rows the feed shows: how many sessions and which (count, sum of
+ids), their latest change time and sequences, the seat counters of their pools (seat changes do
+not touch a session's ``updated_at``, yet the feed prints seats left), and the courses' change
+times. Every instance computes it from the database, so a change made through any instance is
+seen by all of them on the next request.
+
+Reads run in one snapshot (``REPEATABLE READ`` on PostgreSQL, a deferred transaction on SQLite
+WAL), so the fingerprint and the rows rendered under it always belong together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from scheduler import catalog
+from scheduler.calendar import RENDER_VERSION, render_feed
+from scheduler.catalog import CourseView
+from scheduler.config import Settings
+from scheduler.db import Database
+from scheduler.errors import Invalid, NotFound
+from scheduler.models import MODES, Course, Registration, SeatPool, TrainingSession
+
+# Scheduled sessions stay in a feed this long after they end, so coordinators keep some history;
+# cancelled ones leave as soon as they are past.
+KEEP_PAST = timedelta(days=180)
+US_STATES = frozenset(
+    [
+        "AL",
+        "AK",
+        "AZ",
+        "AR",
+        "CA",
+        "CO",
+        "CT",
+        "DE",
+        "DC",
+        "FL",
+        "GA",
+        "HI",
+        "ID",
+        "IL",
+        "IN",
+        "IA",
+        "KS",
+        "KY",
+        "LA",
+        "ME",
+        "MD",
+        "MA",
+        "MI",
+        "MN",
+        "MS",
+        "MO",
+        "MT",
+        "NE",
+        "NV",
+        "NH",
+        "NJ",
+        "NM",
+        "NY",
+        "NC",
+        "ND",
+        "OH",
+        "OK",
+        "OR",
+        "PA",
+        "RI",
+        "SC",
+        "SD",
+        "TN",
+        "TX",
+        "UT",
+        "VT",
+        "VA",
+        "WA",
+        "WV",
+        "WI",
+        "WY",
+        "AS",
+        "GU",
+        "MP",
+        "PR",
+        "VI",
+    ]
+)
+
+
+@dataclass(frozen=True)
+class FeedFilter:
+    """What one feed URL selects: a course (or all), delivery modes, a venue's US state."""
+
+    course_slug: str | None = None
+    modes: tuple[str, ...] = ()
+    state: str | None = None
+
+    @classmethod
+    def parse(cls, params: Iterable[tuple[str, str]], course_slug: str | None = None) -> FeedFilter:
+        """Read ``?mode=`` (repeatable or comma-separated) and ``?state=`` (a USPS code).
+
+        Other parameters are ignored: calendar clients add their own. Raises ``Invalid``.
+        """
+        modes: list[str] = []
+        states: list[str] = []
+        errors: dict[str, str] = {}
+        for key, value in params:
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            if key == "mode":
+                bad = [p for p in parts if p not in MODES]
+                if bad or not parts:
+                    errors["mode"] = f"must be one or more of {', '.join(MODES)}"
+                modes += [p for p in parts if p in MODES and p not in modes]
+            elif key == "state":
+                upper = [p.upper() for p in parts]
+                if len(upper) != 1 or upper[0] not in US_STATES:
+                    errors["state"] = "must be one two-letter US state or territory code"
+                else:
+                    states.append(upper[0])
+        if len(set(states)) > 1:
+            errors["state"] = "give one state"
+        if errors:
+            raise Invalid(errors)
+        return cls(
+            course_slug=course_slug,
+            modes=tuple(m for m in MODES if m in modes),
+            state=states[0] if states else None,
+        )
+
+    def key(self) -> str:
+        return f"{self.course_slug or '*'}|{','.join(self.modes)}|{self.state or ''}"
+
+
+def _conditions(feed: FeedFilter, now: datetime) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [
+        or_(
+            and_(TrainingSession.status == "scheduled", TrainingSession.ends_at > now - KEEP_PAST),
+            and_(TrainingSession.status == "cancelled", TrainingSession.ends_at > now),
+        )
+    ]
+    if feed.course_slug is not None:
+        course_id = select(Course.id).where(Course.slug == feed.course_slug).scalar_subquery()
+        conditions.append(TrainingSession.course_id == course_id)
+    if feed.modes:
+        conditions.append(TrainingSession.mode.in_(feed.modes))
+    if feed.state is not None:
+        conditions.append(func.upper(TrainingSession.venue_state) == feed.state)
+    return conditions
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    etag: str
+    last_modified: datetime | None
+
+
+def _latest(*stamps: Any) -> datetime | None:
+    found = [s for s in stamps if isinstance(s, datetime)]
+    return max(found) if found else None
+
+
+async def fingerprint(conn: AsyncConnection, feed: FeedFilter, now: datetime) -> Fingerprint:
+    """A strong ETag and Last-Modified for the feed, from one aggregate query.
+
+    Raises ``NotFound`` when the feed is a course's and there is no such course.
+    """
+    where = _conditions(feed, now)
+    sessions = (
+        select(
+            func.count(TrainingSession.id).label("n"),
+            func.max(TrainingSession.updated_at).label("changed"),
+            func.coalesce(func.sum(TrainingSession.id), 0).label("ids"),
+            func.coalesce(func.sum(TrainingSession.sequence), 0).label("seqs"),
+        )
+        .where(*where)
+        .subquery()
+    )
+    pools = (
+        select(
+            func.coalesce(func.sum(SeatPool.confirmed), 0).label("confirmed"),
+            # Weighted by id so a seat taken in one pool and freed in another still shows.
+            func.coalesce(func.sum(SeatPool.confirmed * SeatPool.id), 0).label("weighted"),
+            func.coalesce(func.sum(SeatPool.capacity), 0).label("capacity"),
+            func.count(SeatPool.id).label("pools"),
+        )
+        .join(TrainingSession, TrainingSession.id == SeatPool.session_id)
+        .where(*where)
+        .subquery()
+    )
+    seats_changed = (
+        select(func.max(Registration.updated_at))
+        .join(TrainingSession, TrainingSession.id == Registration.session_id)
+        .where(*where)
+        .scalar_subquery()
+    )
+    courses = select(
+        func.count(Course.id).label("courses"), func.max(Course.updated_at).label("changed")
+    )
+    if feed.course_slug is not None:
+        courses = courses.where(Course.slug == feed.course_slug)
+    course_sq = courses.subquery()
+    row = (
+        await conn.execute(
+            select(
+                sessions.c.n,
+                sessions.c.changed,
+                sessions.c.ids,
+                sessions.c.seqs,
+                pools.c.confirmed,
+                pools.c.weighted,
+                pools.c.capacity,
+                pools.c.pools,
+                course_sq.c.courses,
+                course_sq.c.changed.label("course_changed"),
+                seats_changed.label("seats_changed"),
+            ).select_from(sessions.join(pools, true()).join(course_sq, true()))
+        )
+    ).one()
+    if feed.course_slug is not None and int(row.courses) == 0:
+        raise NotFound("course", feed.course_slug)
+    parts = [str(value) for value in row] + [RENDER_VERSION, feed.key()]
+    digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:40]
+    last = _latest(row.changed, row.course_changed, row.seats_changed)
+    return Fingerprint(etag=f'"{digest}"', last_modified=last)
+
+
+async def render(
+    conn: AsyncConnection, feed: FeedFilter, settings: Settings, now: datetime
+) -> bytes:
+    """The feed's bytes from the rows it shows. Raises ``NotFound`` for an unknown course."""
+    course: CourseView | None = None
+    if feed.course_slug is not None:
+        course = await catalog.get_course(conn, feed.course_slug)
+    ids = (
+        (await conn.execute(select(TrainingSession.id).where(*_conditions(feed, now))))
+        .scalars()
+        .all()
+    )
+    sessions = await catalog.load_sessions(conn, session_ids=list(ids)) if ids else []
+    courses = {c.id: c for c in await catalog.list_courses(conn)}
+    if course is not None:
+        name = course.title
+        description = f"Scheduled sessions of {course.title}"
+        path = f"/courses/{course.slug}/calendar.ics"
+    else:
+        name = "Training sessions"
+        description = "Scheduled sessions of every course"
+        path = "/calendar.ics"
+    if feed.modes or feed.state:
+        picked = [*(m.replace("_", " ") for m in feed.modes), *([feed.state] if feed.state else [])]
+        name = f"{name} ({', '.join(picked)})"
+    query = "&".join(
+        [*(f"mode={m}" for m in feed.modes), *([f"state={feed.state}"] if feed.state else [])]
+    )
+    source = settings.base_url + path + (f"?{query}" if query else "")
+    return render_feed(
+        sessions, courses, settings, name=name, description=description, source=source
+    )
+
+
+@asynccontextmanager
+async def snapshot(db: Database) -> AsyncIterator[AsyncConnection]:
+    """A read-only transaction in which every statement sees the same database state."""
+    async with db.engine.connect() as conn:
+        if not db.is_sqlite:
+            await conn.execution_options(isolation_level="REPEATABLE READ")
+        async with conn.begin():
+            yield conn

@@ -1,16 +1,19 @@
-"""Enqueue messages inside the caller's transaction.
+"""The outbox: enqueue inside the caller's transaction; claim with a lease; settle.
 
-The caller passes the open connection of the change it is making, so the email and the change
-commit or roll back together (invariant 4).
+The caller of :func:`enqueue` passes the open connection of the change it is making, so the email
+and the change commit or roll back together (invariant 4). Workers then :func:`claim_due` rows
+under a lease and :func:`finish` them; a lease that runs out (the worker died) makes its rows
+claimable again, so every message goes out at least once (invariant 5).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notifications.models import Message, MessageStatus, utcnow
@@ -88,4 +91,158 @@ async def cancel_pending(
     if kind_prefix is not None:
         stmt = stmt.where(Message.kind.startswith(kind_prefix))
     result = await conn.execute(stmt.values(status=MessageStatus.CANCELLED))
+    return int(result.rowcount)
+
+
+# -- the dispatcher's side: claim with a lease, then mark sent, retry, failed or cancelled ----
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A claimed outbox row, detached from the database."""
+
+    id: int
+    kind: str
+    recipient: str
+    registration_id: int | None
+    session_id: int | None
+    payload: dict[str, Any]
+    due_at: datetime
+    attempts: int
+    created_at: datetime
+    lease_until: datetime | None
+
+
+_COLUMNS = (
+    Message.id,
+    Message.kind,
+    Message.recipient,
+    Message.registration_id,
+    Message.session_id,
+    Message.payload,
+    Message.due_at,
+    Message.attempts,
+    Message.created_at,
+    Message.lease_until,
+)
+
+
+def _claimable(now: datetime) -> ColumnElement[bool]:
+    # A row left "sending" by a worker that died is claimable again once its lease runs out:
+    # that is what makes delivery at-least-once across crashes (invariant 5).
+    return or_(
+        and_(Message.status == MessageStatus.PENDING, Message.due_at <= now),
+        and_(Message.status == MessageStatus.SENDING, Message.lease_until < now),
+    )
+
+
+async def claim_due(
+    conn: AsyncConnection, *, now: datetime, lease: timedelta, limit: int
+) -> list[OutboxMessage]:
+    """Claim up to ``limit`` due messages for this worker until ``now + lease``.
+
+    On PostgreSQL the rows are picked with ``FOR UPDATE SKIP LOCKED``, so workers in other
+    processes claim disjoint rows without waiting on each other. SQLite has no row locks; the
+    caller's ``BEGIN IMMEDIATE`` transaction makes this the only writer instead. The lease's end
+    doubles as the claim's token: :func:`finish` only touches rows still holding it.
+    """
+    lease_until = now + lease
+    picked = (
+        select(Message.id)
+        .where(_claimable(now))
+        .order_by(Message.due_at, Message.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = [row_id for (row_id,) in (await conn.execute(picked)).all()]
+    if not ids:
+        return []
+    rows = (
+        await conn.execute(
+            update(Message)
+            .where(Message.id.in_(ids), _claimable(now))
+            .values(
+                status=MessageStatus.SENDING,
+                lease_until=lease_until,
+                attempts=Message.attempts + 1,
+            )
+            .returning(*_COLUMNS)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    claimed = [OutboxMessage(*row) for row in rows]
+    claimed.sort(key=lambda m: (m.due_at, m.id))
+    return claimed
+
+
+async def finish(
+    conn: AsyncConnection,
+    ids: Sequence[int],
+    lease_until: datetime,
+    *,
+    status: str,
+    due_at: datetime | None = None,
+    error: str | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Settle claimed messages: ``sent``, ``failed``, ``cancelled``, or ``pending`` to retry.
+
+    Only rows still under the claim that ``lease_until`` identifies change; a row whose lease
+    ran out and that another worker reclaimed is left to that worker. Returns rows changed.
+    """
+    if not ids:
+        return 0
+    values: dict[str, Any] = {"status": status, "lease_until": None}
+    if status == MessageStatus.SENT:
+        values["sent_at"] = now or utcnow()
+        values["last_error"] = None
+    if due_at is not None:
+        values["due_at"] = due_at
+    if error is not None:
+        values["last_error"] = error[:2000]
+    result = await conn.execute(
+        update(Message)
+        .where(
+            Message.id.in_(list(ids)),
+            Message.status == MessageStatus.SENDING,
+            Message.lease_until == lease_until,
+        )
+        .values(**values)
+    )
+    return int(result.rowcount)
+
+
+async def list_messages(
+    conn: AsyncConnection, statuses: Sequence[str], *, limit: int = 100
+) -> list[Message]:
+    """Messages in the given statuses, oldest due first (for ``scheduler outbox``)."""
+    rows = (
+        await conn.execute(
+            select(Message)
+            .where(Message.status.in_(list(statuses)))
+            .order_by(Message.due_at, Message.id)
+            .limit(limit)
+        )
+    ).scalars()
+    return list(rows)
+
+
+async def count_by_status(conn: AsyncConnection) -> dict[str, int]:
+    rows = await conn.execute(select(Message.status, func.count()).group_by(Message.status))
+    return {status: int(count) for status, count in rows.all()}
+
+
+async def retry(
+    conn: AsyncConnection, message_id: int | None = None, *, now: datetime | None = None
+) -> int:
+    """Put a failed message (or, with no id, every failed one) back in line, due now.
+
+    Attempts start again from zero so it gets the full round of retries. Returns how many.
+    """
+    stmt = update(Message).where(Message.status == MessageStatus.FAILED)
+    if message_id is not None:
+        stmt = stmt.where(Message.id == message_id)
+    result = await conn.execute(
+        stmt.values(status=MessageStatus.PENDING, due_at=now or utcnow(), attempts=0)
+    )
     return int(result.rowcount)

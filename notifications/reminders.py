@@ -6,13 +6,15 @@ so a reschedule can recompute its due time from the new start.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notifications.models import Message, MessageStatus
+from notifications.outbox import enqueue_many
 
 REMINDER = "reminder"
 
@@ -46,23 +48,60 @@ def reminder_rows(
 
 
 async def move_reminders(
-    conn: AsyncConnection, session_id: int, new_start: datetime, now: datetime
+    conn: AsyncConnection,
+    session_id: int,
+    new_start: datetime,
+    now: datetime,
+    *,
+    offsets: tuple[timedelta, ...],
+    confirmed: Sequence[tuple[int, str]],
 ) -> None:
-    """Recompute pending reminders of a session from its new start; drop ones now past."""
-    rows = (
-        await conn.execute(
-            select(Message.id, Message.payload).where(
-                and_(
-                    Message.session_id == session_id,
-                    Message.kind == REMINDER,
-                    Message.status == MessageStatus.PENDING,
-                )
+    """Re-plan a rescheduled session's reminders from its new start (invariant 6).
+
+    Pending reminders are cancelled and every confirmed registration in ``confirmed`` (pairs of
+    registration id and email) gets one per offset still ahead of ``now``. Rebuilding rather
+    than shifting matters when a session moves later: a reminder that was already sent, or
+    skipped because it was past, is due again before the new start.
+    """
+    await conn.execute(
+        update(Message)
+        .where(
+            and_(
+                Message.session_id == session_id,
+                Message.kind == REMINDER,
+                Message.status == MessageStatus.PENDING,
             )
         )
-    ).all()
-    for message_id, payload in rows:
-        due = new_start - timedelta(seconds=int(payload.get("offset_seconds", 0)))
-        values: dict[str, Any] = {"due_at": due}
-        if due <= now:
-            values["status"] = MessageStatus.CANCELLED
-        await conn.execute(update(Message).where(Message.id == message_id).values(**values))
+        .values(status=MessageStatus.CANCELLED)
+    )
+    rows: list[dict[str, Any]] = []
+    for registration_id, email in confirmed:
+        rows.extend(
+            reminder_rows(
+                recipient=email,
+                registration_id=registration_id,
+                session_id=session_id,
+                starts_at=new_start,
+                offsets=offsets,
+                now=now,
+            )
+        )
+    if rows:
+        await enqueue_many(conn, rows)
+
+
+def still_due(
+    *, starts_at: datetime, session_status: str, registration_status: str | None, now: datetime
+) -> str | None:
+    """Why a reminder must not go out now, or ``None`` when it may.
+
+    Checked at dispatch time as well as when reminders are planned, because the world can change
+    between the two: a service that was down past the start must not remind anyone afterwards.
+    """
+    if session_status != "scheduled":
+        return "the session was cancelled"
+    if registration_status != "confirmed":
+        return "the registration is not confirmed"
+    if now >= starts_at:
+        return "the session has already started"
+    return None

@@ -405,7 +405,22 @@ async def update_session(
         if moved:
             await _tell_everyone(conn, current, "session_changed", _change_payload(current))
             if "starts_at" in values:
-                await reminders.move_reminders(conn, session_id, values["starts_at"], now)
+                confirmed = (
+                    await conn.execute(
+                        select(Registration.id, Registration.email).where(
+                            Registration.session_id == session_id,
+                            Registration.status == CONFIRMED,
+                        )
+                    )
+                ).all()
+                await reminders.move_reminders(
+                    conn,
+                    session_id,
+                    values["starts_at"],
+                    now,
+                    offsets=reminder_offsets,
+                    confirmed=[(r.id, r.email) for r in confirmed],
+                )
         fresh_row = await lock_session(conn, session_id)
         await fill_from_waitlist(conn, fresh_row, reminder_offsets=reminder_offsets, now=now)
         del row
@@ -451,6 +466,15 @@ async def _tell_everyone(
     )
 
 
+_MOOT_ON_SESSION_CANCEL = (
+    "confirmation",
+    "waitlisted",
+    "promoted",
+    "session_changed",
+    reminders.REMINDER,
+)
+
+
 async def cancel_session(
     db: Database, session_id: int, *, reason: str | None = None
 ) -> SessionView:
@@ -474,7 +498,9 @@ async def cancel_session(
                 sequence=TrainingSession.sequence + 1,
             )
         )
-        await outbox.cancel_pending(conn, session_id=session_id)
+        # Everything still pending about this session is moot, except telling people who
+        # cancelled their own seat that it is cancelled (invariant 4).
+        await outbox.cancel_pending(conn, session_id=session_id, kinds=_MOOT_ON_SESSION_CANCEL)
         await _tell_everyone(conn, current, "session_cancelled", {"reason": reason or ""})
         return await get_session(conn, session_id)
 

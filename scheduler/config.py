@@ -45,6 +45,8 @@ class Settings:
     log_format: str = "text"
     run_jobs: bool = True
     max_body_bytes: int = 64 * 1024
+    # How long a dispatcher may hold claimed outbox messages before others may take them over.
+    outbox_lease: timedelta = timedelta(minutes=2)
 
     @property
     def is_sqlite(self) -> bool:
@@ -110,6 +112,11 @@ class Settings:
             if log_format not in ("text", "json"):
                 raise ConfigError("SCHEDULER_LOG_FORMAT", log_format, "must be text or json")
             kwargs["log_format"] = log_format
+        if (lease := get("OUTBOX_LEASE")) is not None:
+            match = _OFFSET.match(lease)
+            if match is None or int(match.group(1)) == 0:
+                raise ConfigError("SCHEDULER_OUTBOX_LEASE", lease, "use an amount like 120s or 2m")
+            kwargs["outbox_lease"] = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
         if (jobs := get("RUN_JOBS")) is not None:
             kwargs["run_jobs"] = parse_bool("SCHEDULER_RUN_JOBS", jobs)
         secret = get("SECRET_KEY")

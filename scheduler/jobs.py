@@ -1,22 +1,131 @@
-"""The background jobs: APScheduler's in-process clock wakes the workers.
+"""The background jobs: APScheduler's in-process clock wakes the outbox dispatcher.
 
-Placeholder until the notifications issue lands the dispatcher; the lifespan already starts
-and stops this object.
+The durable truth is the ``messages`` table; APScheduler only says *look now*. A one-second
+interval job wakes the dispatcher's loop, and so does any commit that wrote to the outbox in
+this process, so a message enqueued now goes out within moments rather than at the next tick.
+Every process (and every ``--workers`` worker) runs its own dispatcher; the lease and
+``FOR UPDATE SKIP LOCKED`` keep them from sending the same message twice.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+
+from notifications.dispatcher import Dispatcher
+from notifications.messages import Mailer
+from notifications.transports import FileTransport, SmtpTransport, Transport
 from scheduler.config import Settings
 from scheduler.db import Database
+from scheduler.mailing import MailContextProvider
+
+log = logging.getLogger("scheduler.jobs")
+
+TICK_SECONDS = 1.0
+SMTP_CONNECTIONS = 4
+STOP_GRACE_SECONDS = 10.0
+
+
+def make_transport(settings: Settings) -> Transport:
+    """SMTP when ``SCHEDULER_SMTP_URL`` is set, else ``.eml`` files in ``SCHEDULER_MAIL_DIR``."""
+    if settings.smtp_url:
+        # A send never outlives a third of the lease, so a slow server cannot make a second
+        # worker take over messages that are still in flight.
+        timeout = min(30.0, settings.outbox_lease.total_seconds() / 3)
+        return SmtpTransport(settings.smtp_url, max_connections=SMTP_CONNECTIONS, timeout=timeout)
+    return FileTransport(settings.mail_dir)
+
+
+def make_dispatcher(
+    db: Database, settings: Settings, transport: Transport | None = None
+) -> Dispatcher:
+    """The dispatcher the app runs, wired to the scheduler's database and content."""
+    return Dispatcher(
+        db.write,
+        mailer=Mailer(transport or make_transport(settings), mail_from=settings.mail_from),
+        provide=MailContextProvider(db, settings),
+        lease=settings.outbox_lease,
+        parallel=SMTP_CONNECTIONS,
+    )
 
 
 class Jobs:
-    def __init__(self, db: Database, settings: Settings) -> None:
+    """Started and stopped by the app's lifespan; ``nudge()`` asks for a dispatch pass now."""
+
+    def __init__(
+        self, db: Database, settings: Settings, *, transport: Transport | None = None
+    ) -> None:
         self.db = db
         self.settings = settings
+        self.dispatcher = make_dispatcher(db, settings, transport)
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._clock: AsyncIOScheduler | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
-        return None
+        self._loop = asyncio.get_running_loop()
+        self._clock = AsyncIOScheduler(event_loop=self._loop)
+        self._clock.add_job(
+            self.nudge,
+            "interval",
+            seconds=TICK_SECONDS,
+            id="outbox",
+            coalesce=True,
+            max_instances=1,
+        )
+        self._clock.start()
+        event.listen(self.db.engine.sync_engine, "before_cursor_execute", self._on_execute)
+        event.listen(self.db.engine.sync_engine, "commit", self._on_commit)
+        self._worker = asyncio.create_task(self._run(), name="outbox-dispatcher")
+        self.nudge()
+
+    def nudge(self) -> None:
+        self.dispatcher.again = True
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._stopping:
+                break
+            try:
+                await self.dispatcher.drain()
+            except Exception:  # the database may be briefly away: log, wait a tick, go on
+                log.exception("outbox dispatch failed; retrying on the next tick")
+
+    # SQLAlchemy calls these synchronously inside the connection's work; they only flag and
+    # schedule, so a commit never waits on the dispatcher.
+    def _on_execute(self, conn: Connection, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("INSERT INTO messages"):
+            conn.info["outbox_enqueued"] = True
+
+    def _on_commit(self, conn: Connection) -> None:
+        if conn.info.pop("outbox_enqueued", False) and self._loop is not None:
+            self._loop.call_soon_threadsafe(self.nudge)
 
     async def stop(self) -> None:
-        return None
+        if self._clock is None:
+            await self.dispatcher.close()
+            return
+        self._stopping = True
+        self._wake.set()
+        self._clock.shutdown(wait=False)
+        event.remove(self.db.engine.sync_engine, "before_cursor_execute", self._on_execute)
+        event.remove(self.db.engine.sync_engine, "commit", self._on_commit)
+        if self._worker is not None:
+            # Let a pass in flight settle its messages; past the grace period, cancel it and
+            # leave its rows to be reclaimed when their lease runs out.
+            done, _ = await asyncio.wait({self._worker}, timeout=STOP_GRACE_SECONDS)
+            if not done:
+                self._worker.cancel()
+                await asyncio.gather(self._worker, return_exceptions=True)
+        await self.dispatcher.close()
+        self._clock = None

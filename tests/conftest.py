@@ -195,3 +195,69 @@ def live_server_factory(tmp_path: Path) -> Iterator[Any]:
     yield start
     for server in servers:
         server.stop()
+
+
+class SmtpSink:
+    """A real SMTP server (aiosmtpd, in a thread) on a free port that keeps what it receives.
+
+    ``refuse`` maps a recipient address to the reply its RCPT TO gets (e.g. ``"550 5.1.1 no
+    such user"``); ``stop()`` and ``start()`` take the server away and bring it back on the
+    same port.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self.port = free_port()
+        self.url = f"smtp://127.0.0.1:{self.port}"
+        self.received: list[tuple[str, list[str], bytes]] = []
+        self.refuse: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._controller: Any = None
+
+    # aiosmtpd handler hooks
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        if address in self.refuse:
+            return self.refuse[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self._lock:
+            self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 Message accepted for delivery"
+
+    def start(self) -> SmtpSink:
+        from aiosmtpd.controller import Controller
+
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    @property
+    def messages(self) -> list[Any]:
+        """Every received message, parsed by the standard ``email`` package."""
+        import email
+        from email.policy import default
+
+        with self._lock:
+            raw = [content for _, _, content in self.received]
+        return [email.message_from_bytes(content, policy=default) for content in raw]
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.received)
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpSink]:
+    sink = SmtpSink().start()
+    yield sink
+    sink.stop()

@@ -1,0 +1,188 @@
+"""Render an outbox message into an ``EmailMessage`` from ``templates/email/``, and send it.
+
+This package never imports ``scheduler``: what a message says about a registration and its
+session arrives as a :class:`MailContent` from a *context provider* that the scheduler passes
+in. The :class:`Mailer` turns that into a standard ``email`` message (plain text and HTML with
+the same content, the invite as a ``text/calendar; method=...`` alternative plus an ``.ics``
+attachment) and hands it to its transport.
+
+Headers are built with the ``email`` package's header registry, and every piece of user text
+that reaches a header is flattened to one line first, so a name or course title carrying
+CR/LF, quotes or non-ASCII text can neither add a header nor break one.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.errors import HeaderParseError
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, parseaddr
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from notifications.models import utcnow
+from notifications.outbox import OutboxMessage
+from notifications.transports import PermanentError, Transport
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "email"
+KINDS = (
+    "confirmation",
+    "waitlisted",
+    "promoted",
+    "registration_cancelled",
+    "session_changed",
+    "session_cancelled",
+    "reminder",
+)
+
+
+@dataclass(frozen=True)
+class Invite:
+    """A personal iCalendar invite: the bytes and their iTIP method (REQUEST or CANCEL)."""
+
+    data: bytes
+    method: str
+
+
+@dataclass(frozen=True)
+class MailContent:
+    """What a message says: the template variables, the addressee's name, the invite if any."""
+
+    context: dict[str, Any]
+    to_name: str | None = None
+    invite: Invite | None = None
+
+
+@dataclass(frozen=True)
+class Skip:
+    """The message is no longer worth sending (e.g. a reminder after the start); says why."""
+
+    reason: str
+
+
+MailPlan = MailContent | Skip
+ContextProvider = Callable[[Sequence[OutboxMessage]], Awaitable[Sequence[MailPlan]]]
+
+
+_CONTROL = re.compile(r"\s+")
+
+
+def header_text(value: str, limit: int = 200) -> str:
+    """One line of printable text, safe to put in a header: controls become spaces."""
+    cleaned = "".join(
+        " " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in value
+    )
+    return _CONTROL.sub(" ", cleaned).strip()[:limit]
+
+
+def format_when(instant: datetime) -> str:
+    """``Tuesday, January 12, 2027, 9:00 AM CST`` in the zone ``instant`` carries."""
+    hour = instant.hour % 12 or 12
+    return (
+        f"{instant:%A}, {instant:%B} {instant.day}, {instant.year}, "
+        f"{hour}:{instant:%M} {instant:%p} {instant:%Z}"
+    )
+
+
+def format_time(instant: datetime) -> str:
+    """``12:00 PM CST``."""
+    hour = instant.hour % 12 or 12
+    return f"{hour}:{instant:%M} {instant:%p} {instant:%Z}"
+
+
+@dataclass
+class Mailer:
+    """Renders outbox messages and sends them through ``transport``."""
+
+    transport: Transport
+    mail_from: str = "Training Scheduler <no-reply@training.invalid>"
+    reply_to: str | None = None
+    templates: Path = TEMPLATES
+    _env: Environment = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._env = Environment(
+            loader=FileSystemLoader(str(self.templates)),
+            autoescape=select_autoescape(["html"]),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+        self._env.filters["when"] = format_when
+        self._env.filters["time"] = format_time
+        self._from = _address(self.mail_from)
+        self._reply_to = _address(self.reply_to) if self.reply_to else self._from
+        self._host = self._from.domain or "localhost"
+
+    def message_id(self, message: OutboxMessage) -> str:
+        """Stable per outbox row, so a resend after a crash is recognisably the same mail."""
+        return f"<outbox-{message.id}.{int(message.created_at.timestamp())}@{self._host}>"
+
+    def render(
+        self, message: OutboxMessage, content: MailContent, *, now: datetime | None = None
+    ) -> EmailMessage:
+        """Build the email for ``message``; raises ``PermanentError`` for an unusable address."""
+        context = {**content.context, "kind": message.kind}
+        text_template = self._env.get_template(f"{message.kind}.txt")
+        subject = "".join(text_template.blocks["subject"](text_template.new_context(context)))
+        text = text_template.render(context)
+        html = self._env.get_template(f"{message.kind}.html").render(context)
+
+        email = EmailMessage(policy=SMTP)
+        email["Subject"] = header_text(subject, 250)
+        email["From"] = self._from
+        email["Reply-To"] = self._reply_to
+        email["To"] = _recipient(message.recipient, content.to_name)
+        email["Date"] = format_datetime(now or utcnow())
+        email["Message-ID"] = self.message_id(message)
+        email["Auto-Submitted"] = "auto-generated"
+        # Lets support staff and tests tell the kinds apart without parsing subjects.
+        email["X-Outbox-Kind"] = message.kind
+        email.set_content(text)
+        email.add_alternative(html, subtype="html")
+        if content.invite is not None:
+            method = content.invite.method
+            email.add_alternative(
+                content.invite.data.decode("utf-8"),
+                subtype="calendar",
+                params={"method": method},
+            )
+            email.add_attachment(
+                content.invite.data,
+                maintype="application",
+                subtype="ics",
+                filename="cancel.ics" if method == "CANCEL" else "invite.ics",
+            )
+        return email
+
+    async def send(self, email: EmailMessage) -> None:
+        """Hand ``email`` to the transport; raises ``TransientError`` or ``PermanentError``."""
+        await self.transport.send(email)
+
+    async def close(self) -> None:
+        await self.transport.close()
+
+
+def _address(text: str) -> Address:
+    name, addr = parseaddr(text)
+    local, _, domain = addr.rpartition("@")
+    return Address(display_name=header_text(name), username=local or addr, domain=domain)
+
+
+def _recipient(email: str, name: str | None) -> Address:
+    local, at, domain = email.rpartition("@")
+    if not at or not local or not domain or header_text(email) != email:
+        raise PermanentError(f"bad recipient address {email!r}")
+    try:
+        return Address(display_name=header_text(name or ""), username=local, domain=domain)
+    except (ValueError, HeaderParseError) as exc:
+        raise PermanentError(f"bad recipient address {email!r}: {exc}") from exc

@@ -1,0 +1,253 @@
+"""What each outbox message says: the scheduler's context provider for the dispatcher.
+
+``notifications`` never imports ``scheduler``, so the dispatcher asks this module, through a
+callable passed to its constructor, for the template variables and the personal invite of a
+batch of claimed messages. Everything is read fresh at send time, in one read transaction per
+batch, and this is also where a message that has become moot is dropped: a reminder after the
+start or for a seat no longer confirmed, a confirmation for a registration cancelled meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from notifications import reminders
+from notifications.messages import Invite, MailContent, MailPlan, Skip
+from notifications.models import utcnow
+from notifications.outbox import OutboxMessage
+from scheduler import calendar
+from scheduler.booking import CONFIRMED, WAITLISTED, waitlist_position
+from scheduler.catalog import CourseView, SessionView, list_courses, load_sessions
+from scheduler.config import Settings
+from scheduler.db import Database
+from scheduler.models import Registration
+
+# Kinds that carry an invite while the seat is confirmed, and the ones that withdraw it.
+_REQUEST_KINDS = ("confirmation", "promoted", "session_changed")
+_CANCEL_KINDS = ("registration_cancelled", "session_cancelled")
+
+
+class MailContextProvider:
+    """``await provider(messages)`` → one :class:`MailContent` or :class:`Skip` per message."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+
+    async def __call__(self, messages: Sequence[OutboxMessage]) -> list[MailPlan]:
+        """Plan each message from the current state of its registration and session.
+
+        Raises only database errors; a message whose registration or session is gone, or that
+        no longer applies, comes back as ``Skip`` with the reason.
+        """
+        now = utcnow()
+        registration_ids = {m.registration_id for m in messages if m.registration_id}
+        session_ids = {m.session_id for m in messages if m.session_id}
+        async with self.db.read() as conn:
+            registrations = {
+                row.id: row
+                for row in (
+                    await conn.execute(
+                        select(Registration).where(Registration.id.in_(registration_ids))
+                    )
+                ).all()
+            }
+            session_ids |= {row.session_id for row in registrations.values()}
+            sessions = {s.id: s for s in await load_sessions(conn, session_ids=list(session_ids))}
+            courses = {c.id: c for c in await list_courses(conn)}
+            positions = await _positions(conn, registrations.values())
+        plans: list[MailPlan] = []
+        for message in messages:
+            registration = registrations.get(message.registration_id or -1)
+            if registration is None:
+                plans.append(Skip("the registration no longer exists"))
+                continue
+            session = sessions.get(registration.session_id)
+            course = courses.get(session.course_id) if session is not None else None
+            if session is None or course is None:
+                plans.append(Skip("the session no longer exists"))
+                continue
+            plans.append(
+                self.plan(
+                    message,
+                    registration,
+                    session,
+                    course,
+                    position=positions.get(registration.id),
+                    now=now,
+                )
+            )
+        return plans
+
+    def plan(
+        self,
+        message: OutboxMessage,
+        registration: Row[Any],
+        session: SessionView,
+        course: CourseView,
+        *,
+        position: int | None,
+        now: datetime,
+    ) -> MailPlan:
+        """The content of one message, or why it must not go out."""
+        kind = message.kind
+        confirmed = registration.status == CONFIRMED
+        session_live = session.status == "scheduled"
+        if kind == reminders.REMINDER:
+            why = reminders.still_due(
+                starts_at=session.starts_at,
+                session_status=session.status,
+                registration_status=registration.status,
+                now=now,
+            )
+            if why is not None:
+                return Skip(why)
+        elif kind in ("confirmation", "promoted"):
+            if not confirmed or not session_live:
+                return Skip(f"the seat is no longer confirmed ({registration.status})")
+        elif kind == "waitlisted":
+            if registration.status != WAITLISTED or not session_live:
+                return Skip(f"no longer on the waitlist ({registration.status})")
+        elif kind == "session_changed":
+            if registration.status not in (CONFIRMED, WAITLISTED) or not session_live:
+                return Skip("the registration or the session was cancelled since")
+        elif kind not in _CANCEL_KINDS:
+            return Skip(f"unknown message kind {kind!r}")
+
+        invite: Invite | None = None
+        if kind in _REQUEST_KINDS and confirmed:
+            data = calendar.registration_invite(
+                registration, session, course, self.settings, cancel=False
+            )
+            invite = Invite(data, "REQUEST")
+        elif kind in _CANCEL_KINDS and _held_invite(message, registration):
+            data = calendar.registration_invite(
+                registration, session, course, self.settings, cancel=True
+            )
+            invite = Invite(data, "CANCEL")
+        context = self.context(message, registration, session, course, position=position)
+        context["invite"] = invite is not None
+        return MailContent(context=context, to_name=registration.name, invite=invite)
+
+    def context(
+        self,
+        message: OutboxMessage,
+        registration: Row[Any],
+        session: SessionView,
+        course: CourseView,
+        *,
+        position: int | None,
+    ) -> dict[str, Any]:
+        """The template variables; every template sees the same keys."""
+        zone = session.zone
+        attendance = registration.attendance
+        in_person = attendance == "in_person"
+        # Invariant 7: the join URL only ever reaches a confirmed virtual seat, and never in a
+        # message that withdraws the seat.
+        show_join = (
+            registration.status == CONFIRMED
+            and attendance == "virtual"
+            and message.kind not in _CANCEL_KINDS
+        )
+        payload = message.payload
+        base = self.settings.base_url
+        return {
+            "name": registration.name,
+            "agency": registration.agency,
+            "course_title": course.title,
+            "session_url": f"{base}/courses/{course.slug}",
+            "manage_url": f"{base}/registrations/{registration.token}",
+            "starts": session.starts_at.astimezone(zone),
+            "ends": session.ends_at.astimezone(zone),
+            "timezone": session.timezone,
+            "attendance": attendance,
+            "venue": _venue(session) if in_person else None,
+            "platform": None if in_person else session.platform,
+            "join_url": session.join_url if show_join else None,
+            "status": registration.status,
+            "position": position,
+            "was": payload.get("was", registration.status),
+            "reason": payload.get("reason") or "",
+            "starts_in": _starts_in(int(payload.get("offset_seconds", 0))),
+            "place": _place(session.mode, _venue(session), attendance),
+            "old": _old(payload, session, attendance),
+        }
+
+
+def _held_invite(message: OutboxMessage, registration: Row[Any]) -> bool:
+    """Whether the person had a calendar entry to withdraw: only confirmed seats get invites."""
+    if message.kind == "registration_cancelled":
+        return bool(message.payload.get("was") == CONFIRMED)
+    return bool(registration.status == CONFIRMED)
+
+
+async def _positions(conn: AsyncConnection, registrations: Any) -> dict[int, int]:
+    positions: dict[int, int] = {}
+    for row in registrations:
+        if row.status == WAITLISTED:
+            positions[row.id] = await waitlist_position(conn, row.pool_id, row.waitlist_seq)
+    return positions
+
+
+def _venue(session: SessionView) -> dict[str, str | None] | None:
+    if session.mode == "virtual" or not session.venue_name:
+        return None
+    return {
+        "name": session.venue_name,
+        "address": session.venue_address,
+        "city": session.venue_city,
+        "state": session.venue_state,
+        "postal_code": session.venue_postal_code,
+    }
+
+
+def _place(mode: str, venue: dict[str, str | None] | None, attendance: str) -> str:
+    if attendance == "virtual" or mode == "virtual" or venue is None:
+        return "online"
+    parts = [venue.get(k) for k in ("name", "address", "city", "state")]
+    return ", ".join(p for p in parts if p)
+
+
+def _old(payload: dict[str, Any], session: SessionView, attendance: str) -> dict[str, Any]:
+    """The session as it was before a change, for "before / now" side by side."""
+    zone = ZoneInfo(payload.get("old_timezone") or session.timezone)
+
+    def instant(key: str, fallback: datetime) -> datetime:
+        raw = payload.get(key)
+        value = datetime.fromisoformat(raw) if raw else fallback
+        return value.astimezone(zone)
+
+    venue = {
+        "name": payload.get("old_venue_name"),
+        "address": payload.get("old_venue_address"),
+        "city": payload.get("old_venue_city"),
+        "state": payload.get("old_venue_state"),
+    }
+    return {
+        "starts": instant("old_starts_at", session.starts_at),
+        "ends": instant("old_ends_at", session.ends_at),
+        "place": _place(
+            payload.get("old_mode") or session.mode,
+            venue if venue["name"] else None,
+            attendance,
+        ),
+    }
+
+
+def _starts_in(seconds: int) -> str:
+    offset = timedelta(seconds=seconds)
+    if offset >= timedelta(days=1) and offset.seconds == 0:
+        days = offset.days
+        return "tomorrow" if days == 1 else f"in {days} days"
+    if seconds >= 3600 and seconds % 3600 == 0:
+        hours = seconds // 3600
+        return "in 1 hour" if hours == 1 else f"in {hours} hours"
+    minutes = max(seconds // 60, 1)
+    return "in 1 minute" if minutes == 1 else f"in {minutes} minutes"

@@ -25,7 +25,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from notifications import outbox, reminders
 from notifications.models import utcnow
 from scheduler.db import Database
-from scheduler.errors import DuplicateRegistration, Gone, Invalid, NotFound, SchedulerError
+from scheduler.errors import (
+    Conflict,
+    DuplicateRegistration,
+    Gone,
+    Invalid,
+    NotFound,
+    SchedulerError,
+)
 from scheduler.models import ATTENDANCE, Registration, SeatPool, TrainingSession
 from scheduler.validation import Fields
 
@@ -447,3 +454,69 @@ async def set_outcome(db: Database, registration_id: int, outcome: str | None) -
         )
         if result.rowcount == 0:
             raise NotFound("confirmed registration", registration_id)
+
+
+async def promote_by_hand(
+    db: Database,
+    registration_id: int,
+    *,
+    reminder_offsets: tuple[timedelta, ...],
+    now: datetime | None = None,
+) -> Outcome:
+    """An admin gives a waitlisted person a free seat in their pool, out of turn if need be.
+
+    Automatic promotion already fills every free seat it may, so a seat is free next to a
+    waitlist only when the per-agency cap holds people back; promoting by hand is the admin's
+    decision to go past that cap. Raises ``NotFound``, and ``Conflict`` when the registration
+    is not waitlisted, the session is cancelled, or the pool has no free seat (raise its
+    capacity instead).
+    """
+    now = now or utcnow()
+    async with db.write() as conn:
+        found = (
+            await conn.execute(select(Registration).where(Registration.id == registration_id))
+        ).first()
+        if found is None:
+            raise NotFound("registration", registration_id)
+        session = await lock_session(conn, found.session_id)
+        registration = (
+            await conn.execute(select(Registration).where(Registration.id == registration_id))
+        ).one()
+        if registration.status != WAITLISTED:
+            raise Conflict(
+                "only a waitlisted registration can be promoted",
+                {"status": f"is {registration.status}"},
+            )
+        if session.status == CANCELLED:
+            raise Conflict("the session is cancelled", {"status": "cancelled"})
+        pool = (
+            await conn.execute(
+                select(SeatPool.capacity, SeatPool.confirmed).where(
+                    SeatPool.id == registration.pool_id
+                )
+            )
+        ).one()
+        if pool.confirmed >= pool.capacity:
+            label = registration.attendance.replace("_", "-")
+            raise Conflict(
+                f"the {label} pool is full: raise its capacity to make room",
+                {f"{registration.attendance}_capacity": "no free seat; raise the capacity"},
+            )
+        await _promote(conn, registration.pool_id, registration.id)
+        await _on_confirmed(
+            conn,
+            "promoted",
+            registration.id,
+            registration.email,
+            session,
+            reminder_offsets,
+            now,
+        )
+        return Outcome(
+            registration.id,
+            registration.session_id,
+            CONFIRMED,
+            registration.attendance,
+            None,
+            registration.token,
+        )

@@ -11,14 +11,17 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from scheduler.config import Settings
 from scheduler.db import Database
 from scheduler.jobs import Jobs
 from scheduler.web import admin, api, feeds, openapi, public
+from scheduler.web.auth import LoginThrottle, session_middleware
 from scheduler.web.errors import EXCEPTION_HANDLERS, error_response
 from scheduler.web.limits import BodyLimitMiddleware
+from scheduler.web.pages import STATIC_DIR, SecurityHeadersMiddleware, make_templates
 
 
 async def healthz(request: Request) -> Response:
@@ -46,8 +49,9 @@ def create_app(settings: Settings) -> Starlette:
         jobs = Jobs(db, settings)
         if settings.run_jobs:
             await jobs.start()
+        pages = {"templates": make_templates(), "login_throttle": LoginThrottle()}
         try:
-            yield {"db": db, "settings": settings, "jobs": jobs}
+            yield {**pages, "db": db, "settings": settings, "jobs": jobs}
         finally:
             await jobs.stop()
             await db.dispose()
@@ -59,10 +63,15 @@ def create_app(settings: Settings) -> Starlette:
         *feeds.routes,
         *public.routes,
         *admin.routes,
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)],
+        middleware=[
+            Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+            Middleware(SecurityHeadersMiddleware),
+            session_middleware(settings),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

@@ -1,7 +1,247 @@
-"""Placeholder: routes land here with their issue."""
+"""Public pages: the course list, a course's sessions with the register form, the result page,
+and a registrant's manage page at ``/registrations/{token}``.
+
+Nothing here shows another person's data or a join URL (invariant 7): the join URL appears only
+on the manage page of a confirmed virtual registrant, who holds the secret token.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from typing import Any
+from urllib.parse import urlencode
 
-routes: list[BaseRoute] = []
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from notifications.models import utcnow
+from scheduler import booking, catalog
+from scheduler.catalog import SessionView
+from scheduler.config import Settings
+from scheduler.db import Database
+from scheduler.errors import DuplicateRegistration, Gone, Invalid, NotFound
+from scheduler.web.auth import protected
+from scheduler.web.forms import field_errors, registration_body
+from scheduler.web.pages import enforce_rate_limit, error_page, flash, render
+from scheduler.web.present import feed_urls, manage_url
+
+
+def _db(request: Request) -> Database:
+    db: Database = request.state.db
+    return db
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.state.settings
+    return settings
+
+
+def _session_id(request: Request) -> int | None:
+    raw = str(request.path_params["session_id"])
+    return int(raw) if raw.isdigit() and len(raw) <= 12 else None
+
+
+async def index(request: Request) -> Response:
+    now = utcnow()
+    async with _db(request).read() as conn:
+        courses = await catalog.list_courses(conn)
+        sessions = await catalog.load_sessions(conn, upcoming_after=now, include_cancelled=False)
+    upcoming: dict[int, int] = {}
+    for session in sessions:
+        upcoming[session.course_id] = upcoming.get(session.course_id, 0) + 1
+    return render(
+        request,
+        "public/index.html",
+        {
+            "page_title": "Courses",
+            "courses": courses,
+            "upcoming": upcoming,
+            "feeds": feed_urls(_settings(request)),
+        },
+    )
+
+
+async def _course_page(
+    request: Request,
+    slug: str,
+    *,
+    form_session: int | None = None,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    now = utcnow()
+    try:
+        async with _db(request).read() as conn:
+            course = await catalog.get_course(conn, slug)
+            sessions = await catalog.load_sessions(conn, course_id=course.id, upcoming_after=now)
+    except NotFound:
+        return error_page(request, 404, "Not found", "There is no such course.")
+    return render(
+        request,
+        "public/course.html",
+        {
+            "page_title": course.title,
+            "course": course,
+            "sessions": sessions,
+            "now": now,
+            "feeds": feed_urls(_settings(request), course.slug),
+            "form_session": form_session,
+            "values": values or {},
+            "errors": errors or {},
+        },
+        status_code=status_code,
+    )
+
+
+async def course_page(request: Request) -> Response:
+    return await _course_page(request, request.path_params["slug"])
+
+
+@protected
+async def register(request: Request) -> Response:
+    """The register form's POST: on success, on to the result page; else the form again."""
+    session_id = _session_id(request)
+    if session_id is None:
+        return error_page(request, 404, "Not found", "There is no such session.")
+    limited = await enforce_rate_limit(request, "register")
+    if limited is not None:
+        return limited
+    async with _db(request).read() as conn:
+        try:
+            session = await catalog.get_session(conn, session_id)
+        except NotFound:
+            return error_page(request, 404, "Not found", "There is no such session.")
+    body, values = registration_body(await request.form())
+    settings = _settings(request)
+    errors: dict[str, str] = {}
+    status_code = 422
+    try:
+        person = booking.RegistrationInput.parse(body)
+        outcome = await booking.register(
+            _db(request), session_id, person, reminder_offsets=settings.reminder_offsets
+        )
+    except (Invalid, DuplicateRegistration) as exc:
+        errors = field_errors(exc.fields)
+        if isinstance(exc, DuplicateRegistration):
+            errors["email"] = "this email is already registered for this session"
+            status_code = 409
+    except Gone as exc:
+        errors = {"form": exc.message}
+        status_code = 410
+    else:
+        return RedirectResponse(f"/registrations/{outcome.token}/result", 303)
+    return await _course_page(
+        request,
+        session.course_slug,
+        form_session=session_id,
+        values=values,
+        errors=errors,
+        status_code=status_code,
+    )
+
+
+async def _registration(request: Request) -> tuple[Any, booking.Outcome, SessionView] | None:
+    async with _db(request).read() as conn:
+        try:
+            registration = await booking.find_by_token(conn, request.path_params["token"])
+        except NotFound:
+            return None
+        outcome = await booking.describe(conn, registration)
+        session = await catalog.get_session(conn, registration.session_id)
+    return registration, outcome, session
+
+
+def calendar_links(
+    request: Request, session: SessionView, token: str, title: str
+) -> dict[str, str]:
+    """Add-to-calendar links: the personal .ics invite, Google Calendar and Outlook."""
+    settings = _settings(request)
+    start, end = session.starts_at, session.ends_at
+    if session.mode == "virtual":
+        location = "Live virtual"
+    else:
+        parts = (session.venue_name, session.venue_address, session.venue_city, session.venue_state)
+        location = ", ".join(p for p in parts if p)
+    details = f"Manage your registration: {manage_url(settings, token)}"
+    google = "https://calendar.google.com/calendar/render?" + urlencode(
+        {
+            "action": "TEMPLATE",
+            "text": title,
+            "dates": f"{start:%Y%m%dT%H%M%SZ}/{end:%Y%m%dT%H%M%SZ}",
+            "details": details,
+            "location": location,
+        }
+    )
+    outlook = "https://outlook.live.com/calendar/0/deeplink/compose?" + urlencode(
+        {
+            "path": "/calendar/action/compose",
+            "rru": "addevent",
+            "subject": title,
+            "startdt": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "enddt": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "body": details,
+            "location": location,
+        }
+    )
+    return {
+        "ics": f"/registrations/{token}/calendar.ics",
+        "google": google,
+        "outlook": outlook,
+    }
+
+
+async def _registration_page(request: Request, template: str) -> Response:
+    found = await _registration(request)
+    if found is None:
+        return error_page(request, 404, "Not found", "This registration link is not valid.")
+    registration, outcome, session = found
+    now = utcnow()
+    show_join = outcome.status == booking.CONFIRMED and outcome.attendance == "virtual"
+    return render(
+        request,
+        template,
+        {
+            "page_title": session.course_title,
+            "registration": registration,
+            "outcome": outcome,
+            "session": session,
+            "join_url": session.join_url if show_join else None,
+            "can_cancel": outcome.status != booking.CANCELLED and now < session.starts_at,
+            "manage_url": manage_url(_settings(request), outcome.token),
+            "calendar": calendar_links(request, session, outcome.token, session.course_title),
+        },
+        private=True,
+    )
+
+
+async def result_page(request: Request) -> Response:
+    return await _registration_page(request, "public/result.html")
+
+
+async def manage_page(request: Request) -> Response:
+    return await _registration_page(request, "public/manage.html")
+
+
+@protected
+async def cancel_registration(request: Request) -> Response:
+    token = request.path_params["token"]
+    settings = _settings(request)
+    try:
+        await booking.cancel(_db(request), token, reminder_offsets=settings.reminder_offsets)
+    except NotFound:
+        return error_page(request, 404, "Not found", "This registration link is not valid.")
+    except Gone as exc:
+        return error_page(request, 410, "Too late to cancel", exc.message)
+    flash(request, "Your registration is cancelled. We have emailed you a confirmation.")
+    return RedirectResponse(f"/registrations/{token}", 303)
+
+
+routes = [
+    Route("/", index, methods=["GET"]),
+    Route("/courses/{slug}", course_page, methods=["GET"]),
+    Route("/sessions/{session_id}/register", register, methods=["POST"]),
+    Route("/registrations/{token}", manage_page, methods=["GET"]),
+    Route("/registrations/{token}/result", result_page, methods=["GET"]),
+    Route("/registrations/{token}/cancel", cancel_registration, methods=["POST"]),
+]

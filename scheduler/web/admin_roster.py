@@ -1,0 +1,169 @@
+"""The roster of one session: confirmed and waitlisted people per pool, hand changes, CSV.
+
+An admin can cancel anyone (the next in line is promoted in the same transaction), promote a
+waitlisted person when their pool has a free seat, and mark attendance. The CSV is the API's
+(``roster_csv``), so spreadsheet formulas in names are neutralised the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from scheduler import booking, catalog
+from scheduler.config import Settings
+from scheduler.db import Database
+from scheduler.errors import Conflict, Invalid, NotFound
+from scheduler.models import Registration
+from scheduler.web.api import roster_csv
+from scheduler.web.auth import admin_page
+from scheduler.web.pages import error_page, flash, render
+
+OUTCOMES = {"attended": "attended", "no_show": "no_show", "clear": None}
+
+
+def _db(request: Request) -> Database:
+    db: Database = request.state.db
+    return db
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.state.settings
+    return settings
+
+
+def _id(request: Request, name: str) -> int | None:
+    raw = str(request.path_params[name])
+    return int(raw) if raw.isdigit() and len(raw) <= 12 else None
+
+
+def group_roster(
+    session: catalog.SessionView, entries: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Per pool: its counts, the confirmed people, the waitlist in order, the cancelled."""
+    groups = []
+    for pool in session.pools:
+        mine = [e for e in entries if e["attendance"] == pool.attendance]
+        groups.append(
+            {
+                "pool": pool,
+                "confirmed": [e for e in mine if e["status"] == booking.CONFIRMED],
+                "waitlisted": [e for e in mine if e["status"] == booking.WAITLISTED],
+                "cancelled": [e for e in mine if e["status"] == booking.CANCELLED],
+            }
+        )
+    return groups
+
+
+@admin_page
+async def roster_page(request: Request) -> Response:
+    session_id = _id(request, "session_id")
+    if session_id is None:
+        return error_page(request, 404, "Not found", "There is no such session.")
+    async with _db(request).read() as conn:
+        try:
+            session = await catalog.get_session(conn, session_id)
+        except NotFound:
+            return error_page(request, 404, "Not found", "There is no such session.")
+        entries = await catalog.roster(conn, session_id)
+    return render(
+        request,
+        "admin/roster.html",
+        {
+            "page_title": f"{session.course_title} — roster",
+            "session": session,
+            "groups": group_roster(session, entries),
+        },
+        private=True,
+    )
+
+
+@admin_page
+async def roster_csv_download(request: Request) -> Response:
+    session_id = _id(request, "session_id")
+    if session_id is None:
+        return error_page(request, 404, "Not found", "There is no such session.")
+    async with _db(request).read() as conn:
+        try:
+            session = await catalog.get_session(conn, session_id)
+        except NotFound:
+            return error_page(request, 404, "Not found", "There is no such session.")
+        entries = await catalog.roster(conn, session_id)
+    filename = f"roster-{session.course_slug}-{session.id}.csv"
+    return Response(
+        roster_csv(entries),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+async def _registration(request: Request) -> Any | None:
+    registration_id = _id(request, "registration_id")
+    if registration_id is None:
+        return None
+    async with _db(request).read() as conn:
+        return (
+            await conn.execute(select(Registration).where(Registration.id == registration_id))
+        ).first()
+
+
+@admin_page
+async def cancel_registration(request: Request) -> Response:
+    registration = await _registration(request)
+    if registration is None:
+        return error_page(request, 404, "Not found", "There is no such registration.")
+    await booking.cancel(
+        _db(request),
+        registration.token,
+        reminder_offsets=_settings(request).reminder_offsets,
+        by_admin=True,
+    )
+    flash(request, f"Cancelled the registration of {registration.name}.")
+    return RedirectResponse(f"/admin/sessions/{registration.session_id}", 303)
+
+
+@admin_page
+async def promote_registration(request: Request) -> Response:
+    registration = await _registration(request)
+    if registration is None:
+        return error_page(request, 404, "Not found", "There is no such registration.")
+    try:
+        await booking.promote_by_hand(
+            _db(request), registration.id, reminder_offsets=_settings(request).reminder_offsets
+        )
+    except Conflict as exc:
+        flash(request, f"Could not promote {registration.name}: {exc.message}.")
+    else:
+        flash(request, f"{registration.name} now has a confirmed seat.")
+    return RedirectResponse(f"/admin/sessions/{registration.session_id}", 303)
+
+
+@admin_page
+async def mark_outcome(request: Request) -> Response:
+    registration = await _registration(request)
+    if registration is None:
+        return error_page(request, 404, "Not found", "There is no such registration.")
+    choice = str((await request.form()).get("outcome", ""))
+    if choice not in OUTCOMES:
+        return error_page(request, 422, "Invalid", "Choose attended, no-show or clear.")
+    try:
+        await booking.set_outcome(_db(request), registration.id, OUTCOMES[choice])
+    except (NotFound, Invalid):
+        flash(request, "Only a confirmed registration can be marked attended or no-show.")
+    return RedirectResponse(f"/admin/sessions/{registration.session_id}", 303)
+
+
+routes = [
+    Route("/admin/sessions/{session_id}", roster_page, methods=["GET"]),
+    Route("/admin/sessions/{session_id}/roster.csv", roster_csv_download, methods=["GET"]),
+    Route("/admin/registrations/{registration_id}/cancel", cancel_registration, methods=["POST"]),
+    Route("/admin/registrations/{registration_id}/promote", promote_registration, methods=["POST"]),
+    Route("/admin/registrations/{registration_id}/outcome", mark_outcome, methods=["POST"]),
+]

@@ -1,0 +1,143 @@
+"""Admin pages for the outbox (what went out, what failed and why, resend) and API tokens.
+
+The outbox page reads the ``messages`` table directly: it is a view of the durable truth, not of
+the dispatcher's working state. "Resend" puts a sent or failed message back to pending, due
+now, with its attempts reset, so the dispatcher picks it up on its next pass.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select, update
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from notifications.models import Message, MessageStatus, utcnow
+from scheduler import tokens
+from scheduler.db import Database
+from scheduler.errors import Invalid, NotFound
+from scheduler.web.auth import admin_page
+from scheduler.web.pages import error_page, flash, render
+
+OUTBOX_STATUSES = (
+    MessageStatus.PENDING,
+    MessageStatus.SENDING,
+    MessageStatus.SENT,
+    MessageStatus.FAILED,
+    MessageStatus.CANCELLED,
+)
+RESENDABLE = (MessageStatus.SENT, MessageStatus.FAILED)
+PAGE_SIZE = 200
+
+
+def _db(request: Request) -> Database:
+    db: Database = request.state.db
+    return db
+
+
+@admin_page
+async def outbox_page(request: Request) -> Response:
+    status = request.query_params.get("status", MessageStatus.FAILED)
+    if status not in OUTBOX_STATUSES:
+        status = MessageStatus.FAILED
+    async with _db(request).read() as conn:
+        counts = dict(
+            (
+                await conn.execute(select(Message.status, func.count()).group_by(Message.status))
+            ).all()
+        )
+        newest_first = status in (MessageStatus.SENT, MessageStatus.FAILED, MessageStatus.CANCELLED)
+        order = Message.id.desc() if newest_first else Message.due_at
+        messages = (
+            await conn.execute(
+                select(Message).where(Message.status == status).order_by(order).limit(PAGE_SIZE)
+            )
+        ).all()
+    return render(
+        request,
+        "admin/outbox.html",
+        {
+            "page_title": "Outbox",
+            "status": status,
+            "statuses": OUTBOX_STATUSES,
+            "counts": {s: int(counts.get(s, 0)) for s in OUTBOX_STATUSES},
+            "messages": messages,
+            "resendable": RESENDABLE,
+            "page_size": PAGE_SIZE,
+        },
+        private=True,
+    )
+
+
+@admin_page
+async def resend(request: Request) -> Response:
+    raw = str(request.path_params["message_id"])
+    if not raw.isdigit() or len(raw) > 12:
+        return error_page(request, 404, "Not found", "There is no such message.")
+    async with _db(request).write() as conn:
+        result = await conn.execute(
+            update(Message)
+            .where(Message.id == int(raw), Message.status.in_(RESENDABLE))
+            .values(status=MessageStatus.PENDING, due_at=utcnow(), attempts=0, lease_until=None)
+        )
+    if result.rowcount == 0:
+        flash(request, "That message cannot be resent (it is pending, sending or cancelled).")
+    else:
+        flash(request, f"Message {raw} will be sent again shortly.")
+    back = request.query_params.get("status", MessageStatus.FAILED)
+    if back not in OUTBOX_STATUSES:
+        back = MessageStatus.FAILED
+    return RedirectResponse(f"/admin/outbox?status={back}", 303)
+
+
+@admin_page
+async def tokens_page(request: Request) -> Response:
+    """GET lists the tokens; POST makes one and shows it on this response only, once."""
+    new_token = None
+    new_name = ""
+    errors: dict[str, str] = {}
+    values: dict[str, str] = {}
+    status_code = 200
+    if request.method == "POST":
+        name = str((await request.form()).get("name", ""))
+        try:
+            new_token = await tokens.create_token(_db(request), name)
+            new_name = name.strip()
+        except Invalid as exc:
+            values, errors, status_code = {"name": name}, dict(exc.fields), 422
+    return render(
+        request,
+        "admin/tokens.html",
+        {
+            "page_title": "API tokens",
+            "tokens": await tokens.list_tokens(_db(request)),
+            "new_token": new_token,
+            "new_name": new_name,
+            "values": values,
+            "errors": errors,
+        },
+        status_code=status_code,
+        private=True,
+    )
+
+
+@admin_page
+async def revoke(request: Request) -> Response:
+    raw = str(request.path_params["token_id"])
+    if not raw.isdigit() or len(raw) > 12:
+        return error_page(request, 404, "Not found", "There is no such token.")
+    try:
+        await tokens.revoke_token(_db(request), int(raw))
+    except NotFound:
+        flash(request, "That token was already revoked.")
+    else:
+        flash(request, "Token revoked: it no longer opens the admin API.")
+    return RedirectResponse("/admin/tokens", 303)
+
+
+routes = [
+    Route("/admin/outbox", outbox_page, methods=["GET"]),
+    Route("/admin/outbox/{message_id}/resend", resend, methods=["POST"]),
+    Route("/admin/tokens", tokens_page, methods=["GET", "POST"]),
+    Route("/admin/tokens/{token_id}/revoke", revoke, methods=["POST"]),
+]

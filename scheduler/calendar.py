@@ -245,6 +245,15 @@ def _host(settings: Settings) -> str:
     return urlsplit(settings.base_url).hostname or "training.invalid"
 
 
+def display_name(name: str) -> str:
+    """A name for a CN parameter that every reader shows as written.
+
+    A double quote cannot appear in a parameter value; RFC 6868 spells it ``^'``, which
+    Outlook and vobject show literally, so it becomes an apostrophe instead.
+    """
+    return name.replace('"', "'")
+
+
 def feed_uid(session: SessionView, settings: Settings) -> str:
     return f"session-{session.id}@{_host(settings)}"
 
@@ -389,10 +398,10 @@ def registration_invite(
     organizer_name, organizer_email = parseaddr(settings.mail_from)
     organizer = vCalAddress(f"mailto:{organizer_email or 'no-reply@training.invalid'}")
     if organizer_name:
-        organizer.params["CN"] = organizer_name
+        organizer.params["CN"] = display_name(organizer_name)
     event.add("organizer", organizer)
     attendee = vCalAddress(f"mailto:{registration.email}")
-    attendee.params["CN"] = registration.name
+    attendee.params["CN"] = display_name(registration.name)
     attendee.params["CUTYPE"] = "INDIVIDUAL"
     attendee.params["ROLE"] = "REQ-PARTICIPANT"
     attendee.params["PARTSTAT"] = (

@@ -6,42 +6,25 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from scheduler.config import Settings
 from scheduler.db import Database
 from scheduler.jobs import Jobs
-from scheduler.web import admin, api, feeds, openapi, public
+from scheduler.web import admin, api, feeds, metrics, openapi, public
 from scheduler.web.auth import LoginThrottle, session_middleware
-from scheduler.web.errors import EXCEPTION_HANDLERS, error_response
+from scheduler.web.errors import EXCEPTION_HANDLERS
 from scheduler.web.limits import BodyLimitMiddleware
+from scheduler.web.middleware import RequestMiddleware
 from scheduler.web.pages import STATIC_DIR, SecurityHeadersMiddleware, make_templates
-
-
-async def healthz(request: Request) -> Response:
-    db: Database = request.state.db
-    try:
-        async with db.read() as conn:
-            await conn.execute(text("SELECT 1"))
-    except Exception as exc:  # any failure to reach the database means unhealthy
-        return error_response(
-            503,
-            "unavailable",
-            f"database unreachable: {type(exc).__name__}",
-            None,
-            {"Retry-After": "5"},
-        )
-    return JSONResponse({"status": "ok", "database": "ok"})
 
 
 def create_app(settings: Settings) -> Starlette:
     """Build the ASGI app. Nothing is opened until the lifespan starts."""
+    app_metrics = metrics.Metrics.from_environment()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -51,13 +34,13 @@ def create_app(settings: Settings) -> Starlette:
             await jobs.start()
         pages = {"templates": make_templates(), "login_throttle": LoginThrottle()}
         try:
-            yield {**pages, "db": db, "settings": settings, "jobs": jobs}
+            yield {**pages, "db": db, "settings": settings, "jobs": jobs, "metrics": app_metrics}
         finally:
             await jobs.stop()
             await db.dispose()
 
     routes = [
-        Route("/healthz", healthz, methods=["GET"]),
+        *metrics.routes,
         *openapi.routes,
         *api.routes,
         *feeds.routes,
@@ -68,6 +51,7 @@ def create_app(settings: Settings) -> Starlette:
     return Starlette(
         routes=routes,
         middleware=[
+            Middleware(RequestMiddleware, metrics=app_metrics),
             Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
             Middleware(SecurityHeadersMiddleware),
             session_middleware(settings),

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
 
-from scheduler import accounts, demo, migrate, tokens
+from scheduler import accounts, demo, logs, migrate, tokens
 from scheduler.config import ConfigError, Settings
 from scheduler.db import Database
 from scheduler.errors import SchedulerError
@@ -146,7 +148,10 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         print("  email:    admin@localhost.localdomain")
         print(f"  password: {password}")
         print("Add more with: scheduler admin create EMAIL")
-    print()
+    print(flush=True)
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Workers are separate processes: let /metrics add up every worker's counters.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="scheduler-metrics-")
     uvicorn.run(
         "scheduler.asgi:make_app",
         factory=True,
@@ -155,9 +160,15 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         workers=args.workers,
         proxy_headers=True,
         forwarded_allow_ips=settings.trusted_proxies,
+        # Against slow or idle clients: drop idle keep-alive connections after 5 s, cap
+        # headers at 16 KiB, and refuse (503) beyond 1000 connections per worker. The header
+        # cap is an h11 setting (httptools has none), hence h11 even where httptools exists.
+        http="h11",
         timeout_keep_alive=5,
         limit_concurrency=1000,
         h11_max_incomplete_event_size=16 * 1024,
+        timeout_graceful_shutdown=20,
+        log_config=logs.log_config(settings.log_format),
         log_level="info",
     )
     return 0

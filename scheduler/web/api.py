@@ -111,6 +111,7 @@ async def create_registration(request: Request) -> Response:
     outcome = await booking.register(
         _db(request), session_id, person, reminder_offsets=settings.reminder_offsets
     )
+    request.state.registration_outcome = outcome.status  # counted by the request middleware
     return JSONResponse(registration_json(outcome, settings), status_code=201)
 
 

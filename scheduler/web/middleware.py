@@ -1,0 +1,126 @@
+"""The outermost middleware: request id, timing and metrics, and database outages as 503.
+
+It is pure ASGI (no ``BaseHTTPMiddleware``) so it adds no task or buffering per request. It
+sits outside Starlette's exception middleware, so any error that no handler answered passes
+through it: a database that cannot be reached becomes ``503`` with ``Retry-After`` in the
+contract's error shape, logged as one line without a traceback, because an outage is an
+operating condition and not a bug. Every other error is passed on to the 500 handler.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from scheduler.errors import Unavailable
+from scheduler.logs import request_id_var
+from scheduler.web.errors import error_response, is_database_outage
+from scheduler.web.metrics import Metrics, registration_outcome
+
+access_log = logging.getLogger("scheduler.access")
+log = logging.getLogger("scheduler.web")
+
+REQUEST_ID_HEADER = "x-request-id"
+# A caller's id is kept only when it is short and plain, so it cannot forge log lines.
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+UNMATCHED = "<unmatched>"
+
+
+def request_id_from(scope: Scope) -> str:
+    """The caller's ``X-Request-ID`` when it is safe to log, else a fresh one."""
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            candidate = bytes(value).decode("latin-1")
+            if _SAFE_ID.match(candidate):
+                return candidate
+    return uuid.uuid4().hex
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template (``/api/sessions/{session_id}``), never the raw path,
+    so metrics labels stay few however many ids and tokens are requested."""
+    route = scope.get("route")
+    path: object = getattr(route, "path", None)
+    return path if isinstance(path, str) else UNMATCHED
+
+
+def _is_registration(method: str, route: str, noted: str | None) -> bool:
+    return noted is not None or (
+        method == "POST" and route.endswith(("/registrations", "/register"))
+    )
+
+
+class RequestMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics, retry_after: int = 5) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.retry_after = retry_after
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        # Each request gets its own copy of the lifespan state, as uvicorn does, so what a
+        # handler notes there (its registration outcome) cannot leak into the next request.
+        scope["state"] = dict(scope.get("state") or {})
+        request_id = request_id_from(scope)
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = int(message["status"])
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            if response_started or not is_database_outage(exc):
+                raise
+            log.warning(
+                "database unavailable: %s: %s",
+                type(exc).__name__,
+                str(exc).splitlines()[0][:200] if str(exc) else "",
+            )
+            error = Unavailable(retry_after=self.retry_after)
+            response = error_response(
+                error.status_code,
+                error.code,
+                error.message,
+                error.fields,
+                {"Retry-After": str(self.retry_after)},
+            )
+            await response(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            method = str(scope.get("method", ""))
+            route = route_template(scope)
+            self.metrics.observe(method, route, status, elapsed)
+            noted = scope.get("state", {}).get("registration_outcome")
+            if _is_registration(method, route, noted):
+                self.metrics.registration(registration_outcome(status, noted))
+            access_log.info(
+                "%s %s %s %.1fms",
+                method,
+                scope.get("path", ""),
+                status,
+                elapsed * 1000,
+                extra={
+                    "method": method,
+                    "path": scope.get("path", ""),
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                },
+            )
+            request_id_var.reset(token)

@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from notifications.models import utcnow
 from scheduler import booking, catalog, tokens
+from scheduler.calendar import add_to_calendar_links
 from scheduler.config import Settings
 from scheduler.db import Database
 from scheduler.errors import Invalid, NotFound
@@ -103,6 +104,17 @@ def registration_json(outcome: booking.Outcome, settings: Settings) -> dict[str,
     }
 
 
+async def calendar_links(
+    request: Request, outcome: booking.Outcome, session: catalog.SessionView | None = None
+) -> dict[str, str]:
+    """The registrant's "add to calendar" links: their invite .ics, Google, Outlook on the web."""
+    async with _db(request).read() as conn:
+        if session is None:
+            session = await catalog.get_session(conn, outcome.session_id)
+        course = await catalog.get_course(conn, session.course_slug)
+    return add_to_calendar_links(outcome, session, course, _settings(request))
+
+
 async def create_registration(request: Request) -> Response:
     await ratelimit.enforce(request, "register")
     session_id = path_int(request, "session_id")
@@ -112,7 +124,9 @@ async def create_registration(request: Request) -> Response:
         _db(request), session_id, person, reminder_offsets=settings.reminder_offsets
     )
     request.state.registration_outcome = outcome.status  # counted by the request middleware
-    return JSONResponse(registration_json(outcome, settings), status_code=201)
+    body = registration_json(outcome, settings)
+    body["calendar"] = await calendar_links(request, outcome)
+    return JSONResponse(body, status_code=201)
 
 
 async def get_registration(request: Request) -> Response:
@@ -125,6 +139,7 @@ async def get_registration(request: Request) -> Response:
     body.update(name=registration.name, email=registration.email, agency=registration.agency)
     body["rank"] = registration.rank
     body["session"] = session_json(session, settings, utcnow())
+    body["calendar"] = await calendar_links(request, outcome, session)
     # Invariant 7: only a confirmed virtual registrant sees where to join.
     if outcome.status == booking.CONFIRMED and outcome.attendance == "virtual":
         body["join_url"] = session.join_url
@@ -136,7 +151,9 @@ async def delete_registration(request: Request) -> Response:
     outcome = await booking.cancel(
         _db(request), request.path_params["token"], reminder_offsets=settings.reminder_offsets
     )
-    return JSONResponse(registration_json(outcome, settings))
+    body = registration_json(outcome, settings)
+    body["calendar"] = await calendar_links(request, outcome)
+    return JSONResponse(body)
 
 
 # -- admin -----------------------------------------------------------------------------------

@@ -19,6 +19,9 @@ from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from scheduler.errors import RateLimited
+from scheduler.web import ratelimit
+
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -178,9 +181,12 @@ def error_page(request: Request, status_code: int, title: str, message: str) -> 
 async def enforce_rate_limit(request: Request, bucket: str) -> Response | None:
     """Count a login or registration attempt against the client's per-minute limit.
 
-    Returns a 429 page when the client is over the limit, else ``None``.
-    RATE LIMIT CALL SITE (issue 5): ``scheduler.web.ratelimit.enforce`` is being written in
-    parallel; until it is committed this counts nothing.
+    Returns a 429 page (with ``Retry-After``) when the client is over the limit, else ``None``.
     """
-    del request, bucket
+    try:
+        await ratelimit.enforce(request, bucket)
+    except RateLimited as exc:
+        response = error_page(request, 429, "Too many attempts", exc.message)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     return None

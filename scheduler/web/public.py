@@ -8,7 +8,6 @@ on the manage page of a confirmed virtual registrant, who holds the secret token
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -16,7 +15,8 @@ from starlette.routing import Route
 
 from notifications.models import utcnow
 from scheduler import booking, catalog
-from scheduler.catalog import SessionView
+from scheduler.calendar import add_to_calendar_links
+from scheduler.catalog import CourseView, SessionView
 from scheduler.config import Settings
 from scheduler.db import Database
 from scheduler.errors import DuplicateRegistration, Gone, Invalid, NotFound
@@ -141,7 +141,9 @@ async def register(request: Request) -> Response:
     )
 
 
-async def _registration(request: Request) -> tuple[Any, booking.Outcome, SessionView] | None:
+async def _registration(
+    request: Request,
+) -> tuple[Any, booking.Outcome, SessionView, CourseView] | None:
     async with _db(request).read() as conn:
         try:
             registration = await booking.find_by_token(conn, request.path_params["token"])
@@ -149,53 +151,15 @@ async def _registration(request: Request) -> tuple[Any, booking.Outcome, Session
             return None
         outcome = await booking.describe(conn, registration)
         session = await catalog.get_session(conn, registration.session_id)
-    return registration, outcome, session
-
-
-def calendar_links(
-    request: Request, session: SessionView, token: str, title: str
-) -> dict[str, str]:
-    """Add-to-calendar links: the personal .ics invite, Google Calendar and Outlook."""
-    settings = _settings(request)
-    start, end = session.starts_at, session.ends_at
-    if session.mode == "virtual":
-        location = "Live virtual"
-    else:
-        parts = (session.venue_name, session.venue_address, session.venue_city, session.venue_state)
-        location = ", ".join(p for p in parts if p)
-    details = f"Manage your registration: {manage_url(settings, token)}"
-    google = "https://calendar.google.com/calendar/render?" + urlencode(
-        {
-            "action": "TEMPLATE",
-            "text": title,
-            "dates": f"{start:%Y%m%dT%H%M%SZ}/{end:%Y%m%dT%H%M%SZ}",
-            "details": details,
-            "location": location,
-        }
-    )
-    outlook = "https://outlook.live.com/calendar/0/deeplink/compose?" + urlencode(
-        {
-            "path": "/calendar/action/compose",
-            "rru": "addevent",
-            "subject": title,
-            "startdt": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "enddt": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "body": details,
-            "location": location,
-        }
-    )
-    return {
-        "ics": f"/registrations/{token}/calendar.ics",
-        "google": google,
-        "outlook": outlook,
-    }
+        course = await catalog.get_course(conn, session.course_slug)
+    return registration, outcome, session, course
 
 
 async def _registration_page(request: Request, template: str) -> Response:
     found = await _registration(request)
     if found is None:
         return error_page(request, 404, "Not found", "This registration link is not valid.")
-    registration, outcome, session = found
+    registration, outcome, session, course = found
     now = utcnow()
     show_join = outcome.status == booking.CONFIRMED and outcome.attendance == "virtual"
     return render(
@@ -209,7 +173,7 @@ async def _registration_page(request: Request, template: str) -> Response:
             "join_url": session.join_url if show_join else None,
             "can_cancel": outcome.status != booking.CANCELLED and now < session.starts_at,
             "manage_url": manage_url(_settings(request), outcome.token),
-            "calendar": calendar_links(request, session, outcome.token, session.course_title),
+            "calendar": add_to_calendar_links(registration, session, course, _settings(request)),
         },
         private=True,
     )

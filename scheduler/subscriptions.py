@@ -168,7 +168,9 @@ def _latest(*stamps: Any) -> datetime | None:
     return max(found) if found else None
 
 
-async def fingerprint(conn: AsyncConnection, feed: FeedFilter, now: datetime) -> Fingerprint:
+async def fingerprint(
+    conn: AsyncConnection, feed: FeedFilter, now: datetime, *, base_url: str
+) -> Fingerprint:
     """A strong ETag and Last-Modified for the feed, from one aggregate query.
 
     Raises ``NotFound`` when the feed is a course's and there is no such course.
@@ -227,7 +229,8 @@ async def fingerprint(conn: AsyncConnection, feed: FeedFilter, now: datetime) ->
     ).one()
     if feed.course_slug is not None and int(row.courses) == 0:
         raise NotFound("course", feed.course_slug)
-    parts = [str(value) for value in row] + [RENDER_VERSION, feed.key()]
+    # Links in the feed start with the base URL, so it is part of what the bytes depend on.
+    parts = [str(value) for value in row] + [RENDER_VERSION, feed.key(), base_url]
     digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:40]
     last = _latest(row.changed, row.course_changed, row.seats_changed)
     return Fingerprint(etag=f'"{digest}"', last_modified=last)

@@ -99,7 +99,7 @@ async def _serve_feed(request: Request, feed: FeedFilter, filename: str) -> Resp
     settings: Settings = request.state.settings
     now = utcnow()
     async with subscriptions.snapshot(db) as conn:
-        fp = await subscriptions.fingerprint(conn, feed, now)
+        fp = await subscriptions.fingerprint(conn, feed, now, base_url=settings.base_url)
         headers = _headers(fp, filename)
         if _not_modified(request, fp):
             headers.pop("Content-Disposition")

@@ -19,10 +19,15 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@ $(STAMP)
 
+# ical.js, one of the independent parsers the calendar tests read feeds with (node, npm).
+JS_STAMP := tests/js/node_modules/.package-lock.json
+$(JS_STAMP): tests/js/package.json tests/js/package-lock.json
+	npm ci --prefix tests/js --no-audit --no-fund --silent
+
 run: $(STAMP)
 	$(BIN)/scheduler serve --demo
 
-test: $(TEST_STAMP)
+test: $(TEST_STAMP) $(JS_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(TEST_STAMP)

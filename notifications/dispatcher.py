@@ -139,7 +139,7 @@ class Dispatcher:
                     outcome[message.id] = (MessageStatus.SENT, None)
 
         await asyncio.gather(*(deliver(m, e) for m, e in to_send))
-        await self._settle(claimed, lease_until, outcome, result)
+        await self._settle(claimed, lease_until, outcome, result, now)
         return result
 
     def _render(self, message: OutboxMessage, plan: MailContent) -> EmailMessage:
@@ -157,8 +157,8 @@ class Dispatcher:
         lease_until: datetime,
         outcome: dict[int, tuple[str, str | None]],
         result: PassResult,
+        now: datetime,
     ) -> None:
-        now = utcnow()
         sent = [m.id for m in claimed if outcome[m.id][0] == MessageStatus.SENT]
         async with self.transaction() as conn:
             result.sent = await outbox.finish(

@@ -76,11 +76,15 @@ _CONTROL = re.compile(r"\s+")
 
 
 def header_text(value: str, limit: int = 200) -> str:
-    """One line of printable text, safe to put in a header: controls become spaces."""
+    """One line of printable text, safe to put in a header: controls become spaces.
+
+    ``=?`` is broken up too: left alone, text shaped like an RFC 2047 encoded word would be
+    decoded by the reader into something other than what the person typed.
+    """
     cleaned = "".join(
         " " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in value
     )
-    return _CONTROL.sub(" ", cleaned).strip()[:limit]
+    return _CONTROL.sub(" ", cleaned).replace("=?", "= ?").strip()[:limit]
 
 
 def format_when(instant: datetime) -> str:

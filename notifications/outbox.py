@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notifications.models import Message, MessageStatus, utcnow
@@ -214,17 +215,15 @@ async def finish(
 
 async def list_messages(
     conn: AsyncConnection, statuses: Sequence[str], *, limit: int = 100
-) -> list[Message]:
-    """Messages in the given statuses, oldest due first (for ``scheduler outbox``)."""
-    rows = (
-        await conn.execute(
-            select(Message)
-            .where(Message.status.in_(list(statuses)))
-            .order_by(Message.due_at, Message.id)
-            .limit(limit)
-        )
-    ).scalars()
-    return list(rows)
+) -> list[Row[Any]]:
+    """Message rows in the given statuses, oldest due first (for ``scheduler outbox``)."""
+    rows = await conn.execute(
+        select(Message)
+        .where(Message.status.in_(list(statuses)))
+        .order_by(Message.due_at, Message.id)
+        .limit(limit)
+    )
+    return list(rows.all())
 
 
 async def count_by_status(conn: AsyncConnection) -> dict[str, int]:

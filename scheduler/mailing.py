@@ -109,6 +109,13 @@ class MailContextProvider:
             )
             if why is not None:
                 return Skip(why)
+            offset = timedelta(seconds=int(message.payload.get("offset_seconds", 0)))
+            # After downtime several reminders can be due at once; only the nearest one says
+            # anything true ("starts in 1 hour", not also "in 7 days").
+            if any(
+                o < offset and now >= session.starts_at - o for o in self.settings.reminder_offsets
+            ):
+                return Skip("a later reminder supersedes it")
         elif kind in ("confirmation", "promoted"):
             if not confirmed or not session_live:
                 return Skip(f"the seat is no longer confirmed ({registration.status})")

@@ -1,4 +1,4 @@
-"""The command line: ``scheduler serve | migrate | demo | admin create | token create``."""
+"""The command line: ``scheduler serve | migrate | demo | admin create | token create | outbox``."""
 
 from __future__ import annotations
 
@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     token_commands = token.add_subparsers(dest="token_command", required=True)
     token_create = token_commands.add_parser("create", help="print a new API token once")
     token_create.add_argument("name")
+
+    mail = commands.add_parser("outbox", help="list pending and failed emails; retry failed ones")
+    retry = mail.add_mutually_exclusive_group()
+    retry.add_argument("--retry", type=int, metavar="ID", help="send failed message ID again")
+    retry.add_argument("--retry-all", action="store_true", help="send every failed message again")
+    mail.add_argument("--limit", type=int, default=100, help="rows to list (default 100)")
     return parser
 
 
@@ -69,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "admin":
             return asyncio.run(_admin_create(settings, args.email, args.password_stdin))
+        if args.command == "outbox":
+            return asyncio.run(_outbox(settings, args))
         if args.command == "token":
             token = asyncio.run(_token_create(settings, args.name))
             print(token)
@@ -120,6 +128,36 @@ async def _token_create(settings: Settings, name: str) -> str:
         return await tokens.create_token(db, name)
     finally:
         await db.dispose()
+
+
+async def _outbox(settings: Settings, args: argparse.Namespace) -> int:
+    from notifications import outbox
+
+    db = Database.from_url(settings.database_url)
+    try:
+        if args.retry is not None or args.retry_all:
+            async with db.write() as conn:
+                count = await outbox.retry(conn, None if args.retry_all else args.retry)
+            if args.retry is not None and count == 0:
+                print(f"scheduler: message {args.retry} is not a failed message", file=sys.stderr)
+                return 1
+            print(f"{count} message(s) queued to send again")
+            return 0
+        async with db.read() as conn:
+            counts = await outbox.count_by_status(conn)
+            rows = await outbox.list_messages(
+                conn, ["failed", "pending", "sending"], limit=args.limit
+            )
+    finally:
+        await db.dispose()
+    print(", ".join(f"{status}: {n}" for status, n in sorted(counts.items())) or "outbox empty")
+    for row in rows:
+        error = f"  {row.last_error}" if row.last_error else ""
+        print(
+            f"{row.id:>7}  {row.status:<8} {row.kind:<22} {row.recipient:<32} "
+            f"due {row.due_at:%Y-%m-%d %H:%M}Z  tries {row.attempts}{error}"
+        )
+    return 0
 
 
 async def _prepare(settings: Settings, load_demo: bool) -> str | None:

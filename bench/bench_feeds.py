@@ -1,0 +1,272 @@
+"""Calendar feed speed for a course with 500 sessions, each against a floor from the same run.
+
+- warm: feed requests per second (fingerprint query, cached bytes) against the same server
+  returning the same bytes from a trivial endpoint. Target >= 0.8 of the floor.
+- 304: conditional requests per second against that same floor. Target >= 0.9.
+- cold: fingerprint + render on a cache miss against fetching the same rows and building the
+  same events directly with icalendar (its own VTIMEZONEs). Target <= 1.5x.
+
+The server is a real uvicorn on a free port in a thread; the client is httpx over TCP with
+keep-alive. Set ``BENCH_DATABASE_URL`` to use PostgreSQL instead of a temporary SQLite file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import statistics
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import icalendar
+import uvicorn
+from sqlalchemy import insert, select
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from scheduler import calendar, catalog, migrate, subscriptions
+from scheduler.app import create_app
+from scheduler.config import Settings
+from scheduler.db import Database
+from scheduler.models import Course, SeatPool, TrainingSession
+from scheduler.subscriptions import FeedFilter
+from scheduler.web.feeds import CALENDAR_TYPE
+
+SESSIONS = 500
+ZONES = ("America/Chicago", "America/New_York", "America/Los_Angeles")
+REQUESTS = 100
+ROUNDS = 3
+
+
+async def seed(db: Database) -> None:
+    now = datetime.now(UTC)
+    async with db.write() as conn:
+        course_id = (
+            await conn.execute(
+                insert(Course)
+                .values(
+                    slug="managing-bias",
+                    title="Managing Bias",
+                    description="Bias, perception and decisions under stress.",
+                    delivery="in_person,virtual",
+                    created_at=now,
+                    updated_at=now,
+                )
+                .returning(Course.id)
+            )
+        ).scalar_one()
+        rows = []
+        for n in range(SESSIONS):
+            zone = ZoneInfo(ZONES[n % len(ZONES)])
+            day = (now + timedelta(days=2 + n)).astimezone(zone).date()
+            start = datetime(day.year, day.month, day.day, 9, tzinfo=zone).astimezone(UTC)
+            mode = ("in_person", "virtual", "hybrid")[n % 3]
+            rows.append(
+                {
+                    "course_id": course_id,
+                    "starts_at": start,
+                    "ends_at": start + timedelta(hours=4),
+                    "timezone": zone.key,
+                    "mode": mode,
+                    "status": "cancelled" if n % 50 == 7 else "scheduled",
+                    "venue_name": None if mode == "virtual" else f"Training Center {n}",
+                    "venue_address": None if mode == "virtual" else f"{n} Main St",
+                    "venue_city": None if mode == "virtual" else "Springfield",
+                    "venue_state": None if mode == "virtual" else "IL",
+                    "venue_postal_code": None if mode == "virtual" else "62701",
+                    "join_url": None if mode == "in_person" else f"https://meet.example.org/{n}",
+                    "sequence": n % 3,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        await conn.execute(insert(TrainingSession), rows)
+        ids = (await conn.execute(select(TrainingSession.id, TrainingSession.mode))).all()
+        pools = [
+            {
+                "session_id": sid,
+                "attendance": a,
+                "capacity": 30,
+                "confirmed": sid % 31,
+                "waitlist_seq": 0,
+            }
+            for sid, mode in ids
+            for a in catalog.POOLS_OF_MODE[mode]
+        ]
+        await conn.execute(insert(SeatPool), pools)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def requests_per_second(
+    client: httpx.Client, url: str, headers: dict[str, str], status: int
+) -> float:
+    started = time.perf_counter()
+    for _ in range(REQUESTS):
+        response = client.get(url, headers=headers)
+        assert response.status_code == status, (url, response.status_code)
+    return REQUESTS / (time.perf_counter() - started)
+
+
+async def direct_build(db: Database, settings: Settings) -> bytes:
+    """The floor for a cold render: the same rows, the same events, icalendar used directly."""
+    async with db.read() as conn:
+        course = await catalog.get_course(conn, "managing-bias")
+        sessions = await catalog.load_sessions(conn, course_id=course.id)
+    cal = icalendar.Calendar()
+    cal.add("prodid", calendar.PRODID)
+    cal.add("version", "2.0")
+    cal.add("x-wr-calname", course.title)
+    for s in sessions:
+        event = icalendar.Event()
+        event.add("uid", f"session-{s.id}@bench")
+        event.add("dtstamp", s.updated_at)
+        event.add("last-modified", s.updated_at)
+        event.add("created", s.created_at)
+        event.add("sequence", s.sequence)
+        event.add("dtstart", s.starts_at.astimezone(s.zone))
+        event.add("dtend", s.ends_at.astimezone(s.zone))
+        event.add("summary", course.title)
+        seats = "; ".join(f"{p.attendance}: {p.available} of {p.capacity} left" for p in s.pools)
+        event.add(
+            "description",
+            f"{course.title}\nDelivery: {s.mode}\nSeats left: {seats}\n"
+            f"Register: {settings.base_url}/courses/{course.slug}#session-{s.id}\n\n"
+            f"{course.description}",
+        )
+        event.add("location", calendar.location_text(s))
+        event.add("url", f"{settings.base_url}/courses/{course.slug}#session-{s.id}")
+        event.add("status", "CANCELLED" if s.status == "cancelled" else "CONFIRMED")
+        event.add("transp", "OPAQUE")
+        event.add("class", "PUBLIC")
+        cal.add_component(event)
+    cal.add_missing_timezones(
+        first_date=datetime.now(UTC).date().replace(month=1, day=1),
+        last_date=(datetime.now(UTC) + timedelta(days=SESSIONS + 400)).date(),
+    )
+    return bytes(cal.to_ical())
+
+
+async def cold_render(db: Database, settings: Settings) -> bytes:
+    """What a request does on a cache miss: fingerprint, then render, in one snapshot."""
+    calendar.vtimezone.cache_clear()
+    feed = FeedFilter(course_slug="managing-bias")
+    now = datetime.now(UTC)
+    async with subscriptions.snapshot(db) as conn:
+        await subscriptions.fingerprint(conn, feed, now, base_url=settings.base_url)
+        return await subscriptions.render(conn, feed, settings, now)
+
+
+def run() -> list[dict[str, Any]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        url = (
+            os.environ.get("BENCH_DATABASE_URL") or f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+        )
+        asyncio.run(migrate.upgrade(url))
+        settings = Settings(
+            database_url=url,
+            base_url="https://training.example.org",
+            secret_key="bench-secret-key-not-for-production",
+            mail_dir=Path(tmp) / "mail",
+            run_jobs=False,
+            rate_limit=0,
+        )
+
+        async def prepare() -> tuple[float, float, int]:
+            db = Database.from_url(url)
+            try:
+                await seed(db)
+                cold_times, direct_times = [], []
+                for _ in range(3):
+                    started = time.perf_counter()
+                    body = await cold_render(db, settings)
+                    cold_times.append(time.perf_counter() - started)
+                    started = time.perf_counter()
+                    await direct_build(db, settings)
+                    direct_times.append(time.perf_counter() - started)
+                return min(cold_times), min(direct_times), len(body)
+            finally:
+                await db.dispose()
+
+        cold, direct, size = asyncio.run(prepare())
+
+        app = create_app(settings)
+        body_holder: dict[str, bytes] = {}
+
+        async def floor(request: Request) -> Response:
+            return Response(body_holder["body"], media_type=CALENDAR_TYPE)
+
+        app.router.routes.insert(0, Route("/bench/floor", floor))
+        port = free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.05)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            feed_url = f"{base}/courses/managing-bias/calendar.ics"
+            with httpx.Client(timeout=30) as client:
+                first = client.get(feed_url)
+                assert first.status_code == 200
+                body_holder["body"] = first.content
+                etag = first.headers["etag"]
+                floors, warms, conditionals = [], [], []
+                for _ in range(ROUNDS):  # interleaved, so drift hits all three alike
+                    floors.append(requests_per_second(client, f"{base}/bench/floor", {}, 200))
+                    warms.append(requests_per_second(client, feed_url, {}, 200))
+                    conditionals.append(
+                        requests_per_second(client, feed_url, {"If-None-Match": etag}, 304)
+                    )
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+
+    floor_rps = statistics.median(floors)
+    warm_rps = statistics.median(warms)
+    not_modified_rps = statistics.median(conditionals)
+    backend = "postgres" if url.startswith("postgresql") else "sqlite"
+    name = f"feeds ({SESSIONS} sessions, {size // 1024} KiB, {backend})"
+    return [
+        {
+            "benchmark": name,
+            "metric": "warm feed req/s",
+            "value": warm_rps,
+            "floor": floor_rps,
+            "ratio": warm_rps / floor_rps,
+            "target": ">= 0.8",
+            "ok": warm_rps / floor_rps >= 0.8,
+        },
+        {
+            "benchmark": name,
+            "metric": "304 req/s",
+            "value": not_modified_rps,
+            "floor": floor_rps,
+            "ratio": not_modified_rps / floor_rps,
+            "target": ">= 0.9",
+            "ok": not_modified_rps / floor_rps >= 0.9,
+        },
+        {
+            "benchmark": name,
+            "metric": "cold render ms",
+            "value": cold * 1000,
+            "floor": direct * 1000,
+            "ratio": cold / direct,
+            "target": "<= 1.5",
+            "ok": cold / direct <= 1.5,
+        },
+    ]

@@ -7,7 +7,6 @@ import io
 import re
 
 import httpx
-import pytest
 from asgi_lifespan import LifespanManager
 from sqlalchemy import select
 from starlette.routing import Route
@@ -137,15 +136,15 @@ def changing_forms(session_id: int, tokens: list[str]) -> list[tuple[str, dict[s
     ]
 
 
-@pytest.mark.parametrize("token", [None, "", "wrong-token-0123456789abcdefghijklmnopqrstuvwxyz"])
-async def test_forms_without_the_right_csrf_token_are_refused_and_change_nothing(client, db, token):
+async def test_forms_without_the_right_csrf_token_are_refused_and_change_nothing(client, db):
     _, session_id, tokens = await seeded(client, db)
     before = await snapshot(db)
-    for url, data in changing_forms(session_id, tokens):
-        body = dict(data) if token is None else {**data, "csrf_token": token}
-        response = await client.post(url, data=body)
-        assert response.status_code == 403, url
-        assert "Form expired" in response.text
+    for token in (None, "", "wrong-token-0123456789abcdefghijklmnopqrstuvwxyz"):
+        for url, data in changing_forms(session_id, tokens):
+            body = dict(data) if token is None else {**data, "csrf_token": token}
+            response = await client.post(url, data=body)
+            assert response.status_code == 403, (url, token)
+            assert "Form expired" in response.text
     assert await snapshot(db) == before
     assert (await client.get("/admin")).status_code == 200  # still signed in
 
@@ -260,3 +259,23 @@ async def test_session_cookie_is_httponly_lax_and_secure_behind_https(settings):
         assert cookie.startswith("scheduler_session=")
         assert "httponly" in cookie and "samesite=lax" in cookie
         assert ("secure" in cookie.split("; ")) is secure
+
+
+async def test_login_and_register_posts_are_rate_limited_with_an_html_429(settings, db):
+    await make_admin(db)
+    app = create_app(settings.with_(rate_limit=2))
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            csrf = csrf_from((await c.get("/admin/login")).text)
+            wrong = {"email": ADMIN_EMAIL, "password": "nope nope nope", "csrf_token": csrf}
+            statuses = [(await c.post("/admin/login", data=wrong)).status_code for _ in range(3)]
+            assert statuses == [401, 401, 429]
+            limited = await c.post("/admin/login", data=wrong)
+            assert limited.headers["content-type"].startswith("text/html")
+            assert int(limited.headers["retry-after"]) >= 1
+            assert "Too many attempts" in limited.text
+            # Registration counts in its own bucket: two tries pass the limiter, the third not.
+            form = {**person_form(1), "csrf_token": csrf}
+            tries = [(await c.post("/sessions/999/register", data=form)).status_code for _ in "abc"]
+            assert tries == [404, 404, 429]

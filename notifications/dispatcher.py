@@ -170,7 +170,11 @@ class Dispatcher:
                     continue
                 if status == "release":
                     await outbox.finish(
-                        conn, [message.id], lease_until, status=MessageStatus.PENDING
+                        conn,
+                        [message.id],
+                        lease_until,
+                        status=MessageStatus.PENDING,
+                        unclaimed=True,
                     )
                 elif status == "retry" and message.attempts < self.retry.max_attempts:
                     due = now + self.retry.delay(message.attempts, self.rng)

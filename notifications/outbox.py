@@ -185,8 +185,10 @@ async def finish(
     due_at: datetime | None = None,
     error: str | None = None,
     now: datetime | None = None,
+    unclaimed: bool = False,
 ) -> int:
-    """Settle claimed messages: ``sent``, ``failed``, ``cancelled``, or ``pending`` to retry.
+    """Settle claimed messages: ``sent``, ``failed``, ``cancelled``, or ``pending`` to retry
+    (``unclaimed`` for ones handed back without being tried).
 
     Only rows still under the claim that ``lease_until`` identifies change; a row whose lease
     ran out and that another worker reclaimed is left to that worker. Returns rows changed.
@@ -201,6 +203,8 @@ async def finish(
         values["due_at"] = due_at
     if error is not None:
         values["last_error"] = error[:2000]
+    if unclaimed:  # handed back untried: the claim did not cost it an attempt
+        values["attempts"] = Message.attempts - 1
     result = await conn.execute(
         update(Message)
         .where(

@@ -70,6 +70,8 @@ class Jobs:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
+        # APScheduler logs every run of every job at INFO: once a second here, pure noise.
+        logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
         self._loop = asyncio.get_running_loop()
         self._clock = AsyncIOScheduler(event_loop=self._loop)
         self._clock.add_job(

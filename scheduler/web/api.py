@@ -45,9 +45,14 @@ async def read_json(request: Request) -> Any:
     return data
 
 
+MAX_ID = 2**31 - 1
+
+
 def path_int(request: Request, name: str) -> int:
     raw = request.path_params[name]
-    if not raw.isdigit() or len(raw) > 12:
+    # ASCII digits only ("²".isdigit() is true but int() refuses it), and within the 32-bit
+    # INTEGER column: PostgreSQL rejects a larger parameter outright instead of finding nothing.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12 or int(raw) > MAX_ID:
         raise NotFound(name.removesuffix("_id"), raw)
     return int(raw)
 

@@ -22,6 +22,8 @@ from scheduler.errors import Invalid
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _MISSING = object()
+# Slugs that would collide with fixed page addresses such as /admin/courses/new.
+RESERVED_SLUGS = frozenset({"new", "edit", "sessions", "calendar.ics"})
 
 
 class Fields:
@@ -80,6 +82,9 @@ class Fields:
         value = self.text(name, max_length=80)
         if value is not None and not _SLUG.match(value):
             self.fail(name, "use lowercase letters, digits and hyphens (e.g. managing-bias)")
+            return None
+        if value in RESERVED_SLUGS:
+            self.fail(name, f"{value!r} is reserved; choose another slug")
             return None
         return value
 

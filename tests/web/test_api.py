@@ -335,3 +335,12 @@ async def test_healthz_and_openapi(client):
     spec = (await client.get("/openapi.json")).json()
     assert spec["openapi"].startswith("3.")
     assert "/api/sessions/{session_id}/registrations" in spec["paths"]
+
+
+async def test_reserved_slug_is_refused(client, admin_headers):
+    # /admin/courses/new is the create form: a course called "new" could never be edited.
+    response = await client.post(
+        "/api/courses", json={"slug": "new", "title": "New"}, headers=admin_headers
+    )
+    assert response.status_code == 422
+    assert "reserved" in response.json()["error"]["fields"]["slug"]

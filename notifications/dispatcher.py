@@ -112,25 +112,24 @@ class Dispatcher:
             raise
 
         outcome: dict[int, tuple[str, str | None]] = {}
-        to_send: list[tuple[OutboxMessage, EmailMessage]] = []
+        to_send: list[tuple[OutboxMessage, MailContent]] = []
         for message, plan in zip(claimed, plans, strict=True):
             if isinstance(plan, Skip):
                 outcome[message.id] = (MessageStatus.CANCELLED, plan.reason)
-                continue
-            try:
-                to_send.append((message, self._render(message, plan)))
-            except PermanentError as exc:
-                outcome[message.id] = (MessageStatus.FAILED, exc.detail)
+            else:
+                to_send.append((message, plan))
 
         slots = asyncio.Semaphore(self.parallel)
 
-        async def deliver(message: OutboxMessage, email: EmailMessage) -> None:
+        async def deliver(message: OutboxMessage, plan: MailContent) -> None:
             async with slots:
                 if time.monotonic() > deadline:
                     outcome[message.id] = ("release", None)
                     return
                 try:
-                    await self.mailer.send(email)
+                    # Rendered here, not all up front: one message renders while the ones
+                    # before it are on the wire, so CPU and network overlap.
+                    await self.mailer.send(self._render(message, plan))
                 except PermanentError as exc:
                     outcome[message.id] = (MessageStatus.FAILED, exc.detail)
                 except TransientError as exc:
@@ -138,7 +137,7 @@ class Dispatcher:
                 else:
                     outcome[message.id] = (MessageStatus.SENT, None)
 
-        await asyncio.gather(*(deliver(m, e) for m, e in to_send))
+        await asyncio.gather(*(deliver(m, p) for m, p in to_send))
         await self._settle(claimed, lease_until, outcome, result, now)
         return result
 

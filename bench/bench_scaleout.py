@@ -1,0 +1,215 @@
+"""Scale-out: registration throughput of two instances against one, on the same PostgreSQL.
+
+Each run gets a fresh database with the same catalogue (40 sessions of 10 in-person seats, so
+most registrations end on a waitlist and both paths are measured), then real ``scheduler serve``
+processes take ``REGISTRATIONS`` public registrations from 32 concurrent clients spread evenly
+over the instances. The floor is one instance; the ratio is what a second instance adds. After
+each run the seat invariants are checked in SQL, so a fast but wrong run cannot pass.
+
+On a 2-core machine the load generator, PostgreSQL and the instances share the cores, so a
+ratio near 1 there means "no cross-instance contention", and more cores show the gain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+REGISTRATIONS = int(os.environ.get("BENCH_SCALEOUT_REGISTRATIONS", "800"))
+SESSIONS = 40
+CONCURRENCY = 32
+TARGET_RATIO = 1.0
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Instance:
+    def __init__(self, database_url: str, folder: Path) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = folder / f"instance-{self.port}.log"
+        self.env = {
+            **os.environ,
+            "SCHEDULER_DATABASE_URL": database_url,
+            "SCHEDULER_BASE_URL": self.url,
+            "SCHEDULER_SECRET_KEY": "bench-scaleout-secret-key-0123",
+            "SCHEDULER_MAIL_DIR": str(folder / "mail"),
+            "SCHEDULER_RATE_LIMIT": "0",
+            # Only registrations are measured; the outbox is drained by its own benchmark.
+            "SCHEDULER_RUN_JOBS": "false",
+        }
+        self.folder = folder
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Instance:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "scheduler", "serve", "--port", str(self.port)],
+                cwd=self.folder,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        for _ in range(300):
+            if self.process.poll() is not None:
+                raise RuntimeError(self.log.read_text())
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"instance did not start:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(**PG, database="postgres")
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def _seed(database_url: str) -> tuple[str, list[int]]:
+    from scheduler import catalog, migrate, tokens
+    from scheduler.db import Database
+
+    await migrate.upgrade(database_url)
+    db = Database.from_url(database_url)
+    try:
+        token = await tokens.create_token(db, "bench")
+        await catalog.create_course(db, {"slug": "bench", "title": "Bench"})
+        ids = []
+        for n in range(SESSIONS):
+            body = {
+                "starts_at": f"2031-03-{1 + n % 28:02d}T09:00",
+                "ends_at": f"2031-03-{1 + n % 28:02d}T12:00",
+                "timezone": "America/Chicago",
+                "mode": "in_person",
+                "in_person_capacity": 10,
+                "venue": {"name": "Hall", "address": "1 Main", "city": "X", "state": "IL"},
+            }
+            ids.append((await catalog.create_session(db, "bench", body)).id)
+        return token, ids
+    finally:
+        await db.dispose()
+
+
+async def _invariants_hold(database_url: str) -> bool:
+    """Invariants 1-3 and 4's first mail, checked in SQL over the whole database."""
+    conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        oversold = await conn.fetchval(
+            """SELECT count(*) FROM seat_pools p WHERE p.confirmed > p.capacity OR p.confirmed <>
+               (SELECT count(*) FROM registrations r WHERE r.pool_id = p.id
+                AND r.status = 'confirmed')"""
+        )
+        twice = await conn.fetchval(
+            """SELECT count(*) FROM (SELECT 1 FROM registrations WHERE status <> 'cancelled'
+               GROUP BY session_id, lower(email) HAVING count(*) > 1) d"""
+        )
+        idle_seats = await conn.fetchval(
+            """SELECT count(*) FROM seat_pools p WHERE p.confirmed < p.capacity AND EXISTS
+               (SELECT 1 FROM registrations r WHERE r.pool_id = p.id AND r.status = 'waitlisted')"""
+        )
+        unmailed = await conn.fetchval(
+            """SELECT count(*) FROM registrations r WHERE NOT EXISTS (SELECT 1 FROM messages m
+               WHERE m.registration_id = r.id AND m.kind IN ('confirmation', 'waitlisted'))"""
+        )
+        return oversold == twice == idle_seats == unmailed == 0
+    finally:
+        await conn.close()
+
+
+async def _measure(instances: int, folder: Path) -> tuple[float, bool]:
+    name = f"sched_bench_{uuid.uuid4().hex[:10]}"
+    url = f"postgresql+asyncpg://{PG['user']}@{PG['host']}:{PG['port']}/{name}"
+    await _admin(f'CREATE DATABASE "{name}"')
+    servers: list[Instance] = []
+    try:
+        _, session_ids = await _seed(url)
+        servers = [Instance(url, folder).start() for _ in range(instances)]
+        clients = [httpx.AsyncClient(base_url=s.url, timeout=60) for s in servers]
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for n in range(REGISTRATIONS):
+            queue.put_nowait(n)
+        failures = 0
+
+        async def worker(index: int) -> None:
+            nonlocal failures
+            client = clients[index % len(clients)]
+            while not queue.empty():
+                n = queue.get_nowait()
+                sid = session_ids[n % len(session_ids)]
+                body = {
+                    "name": f"Officer {n}",
+                    "email": f"officer{n}@bench.example.org",
+                    "agency": f"Agency {n % 17}",
+                    "attendance": "in_person",
+                }
+                response = await client.post(f"/api/sessions/{sid}/registrations", json=body)
+                failures += response.status_code != 201
+
+        # Warm each instance's pool and code paths before the clock starts.
+        for client in clients:
+            await client.get("/api/courses/bench/sessions")
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(i) for i in range(CONCURRENCY)))
+        elapsed = time.perf_counter() - started
+        for client in clients:
+            await client.aclose()
+        ok = failures == 0 and await _invariants_hold(url)
+        return REGISTRATIONS / elapsed, ok
+    finally:
+        for server in servers:
+            server.stop()
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def run() -> list[dict[str, Any]]:
+    with tempfile.TemporaryDirectory(prefix="bench-scaleout-") as tmp:
+        folder = Path(tmp)
+        one, one_ok = await _measure(1, folder)
+        two, two_ok = await _measure(2, folder)
+    ratio = two / one
+    return [
+        {
+            "benchmark": "scaleout",
+            "metric": "registrations/s, 1 instance (floor) vs 2",
+            "value": two,
+            "floor": one,
+            "ratio": ratio,
+            "target": f">= {TARGET_RATIO}",
+            "ok": ratio >= TARGET_RATIO and one_ok and two_ok,
+        },
+        {
+            "benchmark": "scaleout",
+            "metric": "invariants 1-3 + first mail after each run",
+            "value": "held" if one_ok and two_ok else "BROKEN",
+            "floor": "",
+            "ratio": "",
+            "target": "held",
+            "ok": one_ok and two_ok,
+        },
+    ]

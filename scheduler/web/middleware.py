@@ -29,6 +29,9 @@ REQUEST_ID_HEADER = "x-request-id"
 # A caller's id is kept only when it is short and plain, so it cannot forge log lines.
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 UNMATCHED = "<unmatched>"
+# uvicorn's h11 limit only catches headers that trickle in; a request that arrives in one read
+# is parsed whatever its size, so the total is checked here as well.
+MAX_HEADER_BYTES = 16 * 1024
 
 
 def request_id_from(scope: Scope) -> str:
@@ -64,6 +67,17 @@ class RequestMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if sum(len(name) + len(value) for name, value in scope.get("headers", ())) > (
+            MAX_HEADER_BYTES
+        ):
+            response = error_response(
+                431,
+                "headers_too_large",
+                f"the request headers are over {MAX_HEADER_BYTES} bytes",
+                {"headers": "too large"},
+            )
+            await response(scope, receive, send)
             return
         # Each request gets its own copy of the lifespan state, as uvicorn does, so what a
         # handler notes there (its registration outcome) cannot leak into the next request.

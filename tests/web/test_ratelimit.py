@@ -167,3 +167,20 @@ def test_forwarded_for_counts_only_from_a_trusted_proxy(
     ]
     # An unknown session is 404 once counted; the limit answers first when it is exceeded.
     assert statuses == ([404] * 4 if trusted else [404, 404, 429, 429])
+
+
+async def test_oversized_headers_are_refused_in_the_error_shape(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/courses", headers={"X-Big": "a" * 20_000})
+    assert response.status_code == 431
+    assert response.json()["error"]["code"] == "headers_too_large"
+    fine = await client.get("/api/courses", headers={"X-Big": "a" * 8_000})
+    assert fine.status_code == 200
+
+
+def test_oversized_headers_are_refused_by_a_real_server(
+    postgres_url: str, live_server_factory: Any
+) -> None:
+    server = live_server_factory(postgres_url)
+    response = httpx.get(f"{server.url}/healthz", headers={"X-Big": "a" * 70_000})
+    assert response.status_code in (400, 431)
+    assert httpx.get(f"{server.url}/healthz").status_code == 200

@@ -232,7 +232,9 @@ class SmtpSink:
     def start(self) -> SmtpSink:
         from aiosmtpd.controller import Controller
 
-        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        # aiosmtpd inspects every attribute of its handler on each connection (evaluating
+        # properties such as ``messages``), so it gets a small handler of its own.
+        self._controller = Controller(_SinkHandler(self), hostname="127.0.0.1", port=self.port)
         self._controller.start()
         return self
 
@@ -254,6 +256,12 @@ class SmtpSink:
     def count(self) -> int:
         with self._lock:
             return len(self.received)
+
+
+class _SinkHandler:
+    def __init__(self, sink: SmtpSink) -> None:
+        self.handle_RCPT = sink.handle_RCPT
+        self.handle_DATA = sink.handle_DATA
 
 
 @pytest.fixture

@@ -59,6 +59,15 @@ def database_url(backend: str, request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @pytest.fixture
+def empty_database_url(backend: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A database of the backend with no tables yet, for migration and CLI tests."""
+    factory: SqliteFactory | PostgresFactory = request.getfixturevalue(f"{backend}_factory")
+    url = factory.new(empty=True)
+    yield url
+    factory.drop(url)
+
+
+@pytest.fixture
 def postgres_url(postgres_factory: PostgresFactory) -> Iterator[str]:
     url = postgres_factory.new()
     yield url

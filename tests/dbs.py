@@ -65,13 +65,15 @@ class PostgresFactory:
 
         asyncio.run(go())
 
-    def new(self) -> str:
+    def new(self, *, empty: bool = False) -> str:
+        """A fresh migrated database, or with ``empty`` one with no tables at all."""
         name = f"sched_t_{uuid.uuid4().hex[:12]}"
+        template = "template0" if empty else self.template
 
         async def go() -> None:
             conn = await _admin_connect()
             try:
-                await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+                await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
             finally:
                 await conn.close()
 
@@ -107,9 +109,11 @@ class SqliteFactory:
     def setup(self) -> None:
         asyncio.run(migrate.upgrade(f"sqlite+aiosqlite:///{self.template}"))
 
-    def new(self) -> str:
+    def new(self, *, empty: bool = False) -> str:
+        """A copy of the migrated template, or with ``empty`` a file SQLite has yet to create."""
         path = self.folder / f"t_{uuid.uuid4().hex[:12]}.db"
-        shutil.copyfile(self.template, path)
+        if not empty:
+            shutil.copyfile(self.template, path)
         return f"sqlite+aiosqlite:///{path}"
 
     def drop(self, url: str) -> None:

@@ -245,15 +245,40 @@ SCHEMAS: dict[str, Any] = {
             },
         ]
     },
+    "RosterEntry": {
+        "type": "object",
+        "required": ["id", "attendance", "status", "waitlist_position", "name", "email", "agency"],
+        "properties": {
+            "id": _INT,
+            "session_id": _INT,
+            "pool_id": _INT,
+            "attendance": {"enum": ["in_person", "virtual"]},
+            "status": {"enum": ["confirmed", "waitlisted", "cancelled"]},
+            "waitlist_position": _NINT,
+            "name": _STR,
+            "email": _STR,
+            "agency": _STR,
+            "rank": _NSTR,
+            "outcome": {"enum": ["attended", "no_show", None]},
+            "created_at": _TIME,
+            "updated_at": _TIME,
+            "confirmed_at": _NTIME,
+            "cancelled_at": _NTIME,
+        },
+    },
     "Roster": {
         "type": "object",
         "required": ["session_id", "registrations"],
         "properties": {
             "session_id": _INT,
-            "registrations": {"type": "array", "items": {"type": "object"}},
+            "registrations": {"type": "array", "items": _ref("RosterEntry")},
         },
     },
-    "Health": {"type": "object", "required": ["status"], "properties": {"status": _STR}},
+    "Health": {
+        "type": "object",
+        "required": ["status", "database"],
+        "properties": {"status": {"const": "ok"}, "database": {"const": "ok"}},
+    },
 }
 
 _SLUG = {"name": "slug", "in": "path", "required": True, "schema": _STR}

@@ -49,10 +49,6 @@ class Cluster:
         """``path`` on the next server in turn, so requests spread over every process."""
         return next(self._next) + path
 
-    async def warm_up(self, connections: int) -> None:
-        """Open ``connections`` keep-alive connections first, so the race is not a connect race."""
-        await asyncio.gather(*(self.client.get(self.url("/healthz")) for _ in range(connections)))
-
     async def create_session(self, **kwargs: Any) -> dict[str, Any]:
         mode = kwargs.pop("mode", "in_person")
         response = await self.client.post(
@@ -201,7 +197,6 @@ async def waitlist(url: str, pool_attendance: str, session_id: int) -> list[str]
 async def test_200_registrations_for_20_seats(cluster, race_url):
     session = await cluster.create_session(in_person=20)
     sid = session["id"]
-    await cluster.warm_up(200)
 
     responses = await race([lambda n=n: cluster.register(sid, person(n)) for n in range(200)])
 
@@ -259,7 +254,6 @@ async def test_cancellations_and_capacity_raises_promote_in_ticket_order(cluster
     # up, and the admin raises both capacities by 3.
     leavers = [*seated["in_person"][:4], *seated["virtual"][:4]]
     quitters = [queue["in_person"][1], queue["in_person"][5], queue["virtual"][0]]
-    await cluster.warm_up(len(leavers) + len(quitters) + 2)
     calls: list[Callable[[], Awaitable[httpx.Response]]] = [
         lambda t=t: cluster.client.delete(cluster.url(f"/api/registrations/{t}"))
         for t in [*leavers, *quitters]
@@ -312,7 +306,6 @@ async def test_same_email_in_any_case_at_once_gets_one_seat(cluster, race_url):
         dict(person(7, attendance="in_person" if i % 2 else "virtual"), email=email)
         for i, email in zip(range(40), spellings(), strict=False)
     ]
-    await cluster.warm_up(40)
     responses = await race([lambda b=b: cluster.register(sid, b) for b in bodies])
 
     assert Counter(r.status_code for r in responses) == {201: 1, 409: 39}
@@ -340,7 +333,6 @@ async def test_agency_cap_under_a_race_waitlists_that_agency_only(cluster, race_
     bodies += [person(100 + n, agency="Agency B") for n in range(3)]
     bodies += [person(200 + n, agency="Agency C") for n in range(2)]
     bodies += [person(300, agency="Agency D")]
-    await cluster.warm_up(len(bodies))
     responses = await race([lambda b=b: cluster.register(sid, b) for b in bodies])
     assert Counter(r.status_code for r in responses) == {201: len(bodies)}
 

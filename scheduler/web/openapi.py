@@ -216,6 +216,12 @@ SCHEMAS: dict[str, Any] = {
             "attendance": {"enum": ["in_person", "virtual"]},
         },
     },
+    "CalendarLinks": {
+        "type": "object",
+        "description": "Add-to-calendar links: the personal invite, Google, Outlook on the web",
+        "required": ["ics", "google", "outlook", "outlook_live"],
+        "properties": {"ics": _STR, "google": _STR, "outlook": _STR, "outlook_live": _STR},
+    },
     "Registration": {
         "type": "object",
         "required": ["id", "status", "waitlist_position", "attendance", "token", "manage_url"],
@@ -227,6 +233,7 @@ SCHEMAS: dict[str, Any] = {
             "attendance": {"enum": ["in_person", "virtual"]},
             "token": _STR,
             "manage_url": _STR,
+            "calendar": _ref("CalendarLinks"),
         },
     },
     "RegistrationDetail": {
@@ -277,7 +284,15 @@ SCHEMAS: dict[str, Any] = {
     "Health": {
         "type": "object",
         "required": ["status", "database"],
-        "properties": {"status": {"const": "ok"}, "database": {"const": "ok"}},
+        "properties": {
+            "status": {"const": "ok"},
+            "database": {"const": "ok"},
+            "outbox": {
+                "type": "object",
+                "description": "emails due and how late the oldest is; informational only",
+                "properties": {"due": _INT, "lag_seconds": {"type": "number"}},
+            },
+        },
     },
 }
 
@@ -420,6 +435,17 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "Liveness and database check",
             "responses": {"200": _json(_ref("Health"), "Healthy"), **_errors(503)},
+        }
+    },
+    "/metrics": {
+        "get": {
+            "summary": "Prometheus metrics (text exposition format)",
+            "responses": {
+                "200": {
+                    "description": "Metrics",
+                    "content": {"text/plain": {"schema": _STR}},
+                }
+            },
         }
     },
 }

@@ -31,7 +31,7 @@ def described_routes(app: Any) -> set[tuple[str, str]]:
     found = set()
     for route in app.routes:
         if isinstance(route, Route) and (
-            route.path.startswith("/api/") or route.path == "/healthz"
+            route.path.startswith("/api/") or route.path in ("/healthz", "/metrics")
         ):
             found |= {(route.path, m.lower()) for m in (route.methods or ()) if m in METHODS}
     return found
@@ -220,6 +220,7 @@ async def test_real_answers_match_the_spec(client, admin_headers, spec):
     check(await client.post(f"/api/sessions/{sid}/cancel", json=reason, headers=admin))
     check(await client.post(f"/api/sessions/{sid}/registrations", json=person(9)))  # 410
     check(await client.get("/healthz"))
+    check(await client.get("/metrics"))
 
     answered = {(path, method) for path, method, _ in check.covered}
     every = {(p, m) for p, item in spec["paths"].items() for m in item if m.upper() in METHODS}

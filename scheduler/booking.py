@@ -13,11 +13,11 @@ Emails that a change causes are written to the outbox on the same connection (in
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -33,7 +33,7 @@ from scheduler.errors import (
     NotFound,
     SchedulerError,
 )
-from scheduler.models import ATTENDANCE, Registration, SeatPool, TrainingSession
+from scheduler.models import ATTENDANCE, Course, Registration, SeatPool, TrainingSession
 from scheduler.validation import Fields
 
 CONFIRMED = "confirmed"
@@ -73,15 +73,79 @@ class Outcome:
     attendance: str
     waitlist_position: int | None
     token: str
+    # The session's row as this change saw it under its lock (register only), with the course's
+    # slug and title: enough to describe the session without reading it again.
+    session: Row[*tuple[Any, ...]] | None = field(default=None, repr=False, compare=False)
 
 
-async def lock_session(conn: AsyncConnection, session_id: int) -> Row[Any]:
+# The statements of the registration path, built once. Building a SQLAlchemy statement costs
+# about as much CPU as running it; built ahead, each call only binds its parameters. Register is
+# the hottest path of the service (bench/bench_registration.py measures it against a floor).
+
+# The session with its course's slug and title, so a caller can describe the session without
+# reading it again (catalog.session_view). Only the session's row is locked.
+_LOCK_SESSION = (
+    select(TrainingSession, Course.slug.label("course_slug"), Course.title.label("course_title"))
+    .join(Course, Course.id == TrainingSession.course_id)
+    .where(TrainingSession.id == bindparam("session_id"))
+    .with_for_update(of=TrainingSession)
+)
+_EMAIL_TAKEN = (
+    select(Registration.id)
+    .where(
+        Registration.session_id == SeatPool.session_id,
+        Registration.email_key == bindparam("email_key"),
+        Registration.status != CANCELLED,
+    )
+    .limit(1)
+    .scalar_subquery()
+)
+_WAITING = (
+    select(func.count())
+    .where(Registration.pool_id == SeatPool.id, Registration.status == WAITLISTED)
+    .scalar_subquery()
+)
+_AGENCY_HELD = (
+    select(func.count())
+    .where(
+        Registration.session_id == SeatPool.session_id,
+        Registration.agency_key == bindparam("agency_key"),
+        Registration.status == CONFIRMED,
+    )
+    .scalar_subquery()
+)
+# Everything register must know about the chosen pool, in one round trip. It runs after the
+# session row is locked, and every change to a session's seats and registrations takes that
+# lock first, so these counts cannot move before the transaction ends.
+_POOL_STATE = select(
+    SeatPool.id,
+    SeatPool.capacity,
+    SeatPool.confirmed,
+    _EMAIL_TAKEN.label("taken"),
+    _WAITING.label("waiting"),
+    _AGENCY_HELD.label("agency_held"),
+).where(
+    SeatPool.session_id == bindparam("session_id"),
+    SeatPool.attendance == bindparam("attendance"),
+)
+_TAKE_SEAT = (
+    update(SeatPool)
+    .where(SeatPool.id == bindparam("pool_id"), SeatPool.confirmed < SeatPool.capacity)
+    .values(confirmed=SeatPool.confirmed + 1)
+    .returning(SeatPool.confirmed)
+)
+_DRAW_TICKET = (
+    update(SeatPool)
+    .where(SeatPool.id == bindparam("pool_id"))
+    .values(waitlist_seq=SeatPool.waitlist_seq + 1)
+    .returning(SeatPool.waitlist_seq)
+)
+_INSERT_REGISTRATION = insert(Registration).returning(Registration.id)
+
+
+async def lock_session(conn: AsyncConnection, session_id: int) -> Row[*tuple[Any, ...]]:
     """Lock and return a training session's row; raises ``NotFound``."""
-    row = (
-        await conn.execute(
-            select(TrainingSession).where(TrainingSession.id == session_id).with_for_update()
-        )
-    ).first()
+    row = (await conn.execute(_LOCK_SESSION, {"session_id": session_id})).first()
     if row is None:
         raise NotFound("session", session_id)
     return row
@@ -118,10 +182,13 @@ async def register(
             check_open(session, now)
             pool = (
                 await conn.execute(
-                    select(SeatPool.id).where(
-                        SeatPool.session_id == session_id,
-                        SeatPool.attendance == person.attendance,
-                    )
+                    _POOL_STATE,
+                    {
+                        "session_id": session_id,
+                        "attendance": person.attendance,
+                        "email_key": email_key,
+                        "agency_key": agency_key,
+                    },
                 )
             ).first()
             if pool is None:
@@ -129,59 +196,51 @@ async def register(
                 raise Invalid(
                     {"attendance": f"this session is offered only {offered}"},
                 )
-            taken = (
-                await conn.execute(
-                    select(Registration.id).where(
-                        Registration.session_id == session_id,
-                        Registration.email_key == email_key,
-                        Registration.status != CANCELLED,
-                    )
-                )
-            ).first()
-            if taken is not None:
+            if pool.taken is not None:
                 raise DuplicateRegistration(person.email)
 
             status = WAITLISTED
-            if not await _agency_full(conn, session, agency_key):
-                seat = await conn.execute(
-                    update(SeatPool)
-                    .where(SeatPool.id == pool.id, SeatPool.confirmed < SeatPool.capacity)
-                    .values(confirmed=SeatPool.confirmed + 1)
-                    .returning(SeatPool.confirmed)
-                )
+            agency_full = (
+                session.max_per_agency is not None and pool.agency_held >= session.max_per_agency
+            )
+            if not agency_full and pool.confirmed < pool.capacity:
+                # Still the conditional UPDATE, so the seat count is guarded where it changes.
+                seat = await conn.execute(_TAKE_SEAT, {"pool_id": pool.id})
                 if seat.first() is not None:
                     status = CONFIRMED
             waitlist_seq = None
+            position = None
             if status == WAITLISTED:
-                waitlist_seq = await _draw_ticket(conn, pool.id)
+                waitlist_seq = (await conn.execute(_DRAW_TICKET, {"pool_id": pool.id})).scalar_one()
+                # Every ticket already drawn is lower than this one, so the place is simply
+                # one behind everyone waiting (the same count waitlist_position makes).
+                position = int(pool.waiting) + 1
 
             token = secrets.token_urlsafe(24)
             registration_id = (
                 await conn.execute(
-                    insert(Registration)
-                    .values(
-                        session_id=session_id,
-                        pool_id=pool.id,
-                        attendance=person.attendance,
-                        name=person.name,
-                        email=person.email,
-                        email_key=email_key,
-                        agency=person.agency,
-                        agency_key=agency_key,
-                        rank=person.rank,
-                        status=status,
-                        waitlist_seq=waitlist_seq,
-                        token=token,
-                        created_at=now,
-                        updated_at=now,
-                        confirmed_at=now if status == CONFIRMED else None,
-                        sequence=0,
-                    )
-                    .returning(Registration.id)
+                    _INSERT_REGISTRATION,
+                    {
+                        "session_id": session_id,
+                        "pool_id": pool.id,
+                        "attendance": person.attendance,
+                        "name": person.name,
+                        "email": person.email,
+                        "email_key": email_key,
+                        "agency": person.agency,
+                        "agency_key": agency_key,
+                        "rank": person.rank,
+                        "status": status,
+                        "waitlist_seq": waitlist_seq,
+                        "token": token,
+                        "created_at": now,
+                        "updated_at": now,
+                        "confirmed_at": now if status == CONFIRMED else None,
+                        "sequence": 0,
+                    },
                 )
             ).scalar_one()
 
-            position = None
             if status == CONFIRMED:
                 await _on_confirmed(
                     conn,
@@ -193,46 +252,24 @@ async def register(
                     now,
                 )
             else:
-                position = await waitlist_position(conn, pool.id, waitlist_seq)
-                await outbox.enqueue(
+                await outbox.enqueue_many(
                     conn,
-                    "waitlisted",
-                    person.email,
-                    registration_id=registration_id,
-                    session_id=session_id,
-                    payload={"position": position},
+                    [
+                        {
+                            "kind": "waitlisted",
+                            "recipient": person.email,
+                            "registration_id": registration_id,
+                            "session_id": session_id,
+                            "payload": {"position": position},
+                        }
+                    ],
                 )
     except IntegrityError as exc:
         # The unique index is the backstop for invariant 2 should two writers ever interleave.
         if "uq_registrations_active_email" in str(exc.orig) or "email_key" in str(exc.orig):
             raise DuplicateRegistration(person.email) from exc
         raise
-    return Outcome(registration_id, session_id, status, person.attendance, position, token)
-
-
-async def _agency_full(conn: AsyncConnection, session: Row[Any], agency_key: str) -> bool:
-    if session.max_per_agency is None:
-        return False
-    held = (
-        await conn.execute(
-            select(func.count()).where(
-                Registration.session_id == session.id,
-                Registration.agency_key == agency_key,
-                Registration.status == CONFIRMED,
-            )
-        )
-    ).scalar_one()
-    return int(held) >= int(session.max_per_agency)
-
-
-async def _draw_ticket(conn: AsyncConnection, pool_id: int) -> int:
-    result = await conn.execute(
-        update(SeatPool)
-        .where(SeatPool.id == pool_id)
-        .values(waitlist_seq=SeatPool.waitlist_seq + 1)
-        .returning(SeatPool.waitlist_seq)
-    )
-    return int(result.scalar_one())
+    return Outcome(registration_id, session_id, status, person.attendance, position, token, session)
 
 
 async def waitlist_position(conn: AsyncConnection, pool_id: int, waitlist_seq: int | None) -> int:
@@ -260,17 +297,25 @@ async def _on_confirmed(
     reminder_offsets: tuple[timedelta, ...],
     now: datetime,
 ) -> None:
-    await outbox.enqueue(conn, kind, email, registration_id=registration_id, session_id=session.id)
+    # The news and its reminders are written in one statement.
     await outbox.enqueue_many(
         conn,
-        reminders.reminder_rows(
-            recipient=email,
-            registration_id=registration_id,
-            session_id=session.id,
-            starts_at=session.starts_at,
-            offsets=reminder_offsets,
-            now=now,
-        ),
+        [
+            {
+                "kind": kind,
+                "recipient": email,
+                "registration_id": registration_id,
+                "session_id": session.id,
+            },
+            *reminders.reminder_rows(
+                recipient=email,
+                registration_id=registration_id,
+                session_id=session.id,
+                starts_at=session.starts_at,
+                offsets=reminder_offsets,
+                now=now,
+            ),
+        ],
     )
 
 

@@ -448,7 +448,7 @@ def registration_invite(
 
 
 def add_to_calendar_links(
-    registration: Any, session: SessionView, course: CourseView, settings: Settings
+    registration: Any, session: SessionView, settings: Settings
 ) -> dict[str, str]:
     """ "Add to calendar" links for a registrant: the invite .ics, Google and Outlook on the web.
 
@@ -459,7 +459,11 @@ def add_to_calendar_links(
     manage = manage_page(settings, registration.token)
     details = "\n".join(
         line
-        for line in (course.title, f"Join: {join_url}" if join_url else "", f"Manage: {manage}")
+        for line in (
+            session.course_title,
+            f"Join: {join_url}" if join_url else "",
+            f"Manage: {manage}",
+        )
         if line
     )
     if registration.attendance == "virtual" or session.mode == "virtual":
@@ -471,7 +475,7 @@ def add_to_calendar_links(
     google = urlencode(
         {
             "action": "TEMPLATE",
-            "text": course.title,
+            "text": session.course_title,
             "dates": f"{start:%Y%m%dT%H%M%SZ}/{end:%Y%m%dT%H%M%SZ}",
             "details": details,
             "location": where,
@@ -482,7 +486,7 @@ def add_to_calendar_links(
         {
             "path": "/calendar/action/compose",
             "rru": "addevent",
-            "subject": course.title,
+            "subject": session.course_title,
             "startdt": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "enddt": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "body": details,

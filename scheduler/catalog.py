@@ -567,33 +567,36 @@ async def load_sessions(
         pools.setdefault(session_id, []).append(
             PoolView(attendance, int(capacity), int(confirmed), int(waiting))
         )
-    return [
-        SessionView(
-            id=row.id,
-            course_id=row.course_id,
-            course_slug=row.course_slug,
-            course_title=row.course_title,
-            starts_at=row.starts_at,
-            ends_at=row.ends_at,
-            timezone=row.timezone,
-            mode=row.mode,
-            status=row.status,
-            venue_name=row.venue_name,
-            venue_address=row.venue_address,
-            venue_city=row.venue_city,
-            venue_state=row.venue_state,
-            venue_postal_code=row.venue_postal_code,
-            platform=row.platform,
-            join_url=row.join_url,
-            max_per_agency=row.max_per_agency,
-            registration_closes_at=row.registration_closes_at,
-            sequence=row.sequence,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            pools=tuple(pools.get(row.id, ())),
-        )
-        for row in rows
-    ]
+    return [session_view(row, pools.get(row.id, ())) for row in rows]
+
+
+def session_view(row: Any, pools: Sequence[PoolView] = ()) -> SessionView:
+    """The view of a session row read with its course's ``course_slug`` and ``course_title``,
+    as ``load_sessions`` and ``booking.lock_session`` read it; no pools unless given."""
+    return SessionView(
+        id=row.id,
+        course_id=row.course_id,
+        course_slug=row.course_slug,
+        course_title=row.course_title,
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+        timezone=row.timezone,
+        mode=row.mode,
+        status=row.status,
+        venue_name=row.venue_name,
+        venue_address=row.venue_address,
+        venue_city=row.venue_city,
+        venue_state=row.venue_state,
+        venue_postal_code=row.venue_postal_code,
+        platform=row.platform,
+        join_url=row.join_url,
+        max_per_agency=row.max_per_agency,
+        registration_closes_at=row.registration_closes_at,
+        sequence=row.sequence,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        pools=tuple(pools),
+    )
 
 
 async def roster(conn: AsyncConnection, session_id: int) -> list[dict[str, Any]]:

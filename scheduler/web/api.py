@@ -109,15 +109,16 @@ def registration_json(outcome: booking.Outcome, settings: Settings) -> dict[str,
     }
 
 
-async def calendar_links(
-    request: Request, outcome: booking.Outcome, session: catalog.SessionView | None = None
-) -> dict[str, str]:
+async def calendar_links(request: Request, outcome: booking.Outcome) -> dict[str, str]:
     """The registrant's "add to calendar" links: their invite .ics, Google, Outlook on the web."""
-    async with _db(request).read() as conn:
-        if session is None:
+    if outcome.session is not None:
+        # A new registration carries the session as it was read under the lock: no second read
+        # on the hottest path of the service (bench/bench_registration.py).
+        session = catalog.session_view(outcome.session)
+    else:
+        async with _db(request).read() as conn:
             session = await catalog.get_session(conn, outcome.session_id)
-        course = await catalog.get_course(conn, session.course_slug)
-    return add_to_calendar_links(outcome, session, course, _settings(request))
+    return add_to_calendar_links(outcome, session, _settings(request))
 
 
 async def create_registration(request: Request) -> Response:
@@ -144,7 +145,7 @@ async def get_registration(request: Request) -> Response:
     body.update(name=registration.name, email=registration.email, agency=registration.agency)
     body["rank"] = registration.rank
     body["session"] = session_json(session, settings, utcnow())
-    body["calendar"] = await calendar_links(request, outcome, session)
+    body["calendar"] = add_to_calendar_links(outcome, session, settings)
     # Invariant 7: only a confirmed virtual registrant sees where to join.
     if outcome.status == booking.CONFIRMED and outcome.attendance == "virtual":
         body["join_url"] = session.join_url

@@ -16,7 +16,7 @@ from starlette.routing import Route
 from notifications.models import utcnow
 from scheduler import booking, catalog
 from scheduler.calendar import add_to_calendar_links
-from scheduler.catalog import CourseView, SessionView
+from scheduler.catalog import SessionView
 from scheduler.config import Settings
 from scheduler.db import Database
 from scheduler.errors import DuplicateRegistration, Gone, Invalid, NotFound
@@ -143,7 +143,7 @@ async def register(request: Request) -> Response:
 
 async def _registration(
     request: Request,
-) -> tuple[Any, booking.Outcome, SessionView, CourseView] | None:
+) -> tuple[Any, booking.Outcome, SessionView] | None:
     async with _db(request).read() as conn:
         try:
             registration = await booking.find_by_token(conn, request.path_params["token"])
@@ -151,15 +151,14 @@ async def _registration(
             return None
         outcome = await booking.describe(conn, registration)
         session = await catalog.get_session(conn, registration.session_id)
-        course = await catalog.get_course(conn, session.course_slug)
-    return registration, outcome, session, course
+    return registration, outcome, session
 
 
 async def _registration_page(request: Request, template: str) -> Response:
     found = await _registration(request)
     if found is None:
         return error_page(request, 404, "Not found", "This registration link is not valid.")
-    registration, outcome, session, course = found
+    registration, outcome, session = found
     now = utcnow()
     show_join = outcome.status == booking.CONFIRMED and outcome.attendance == "virtual"
     return render(
@@ -173,7 +172,7 @@ async def _registration_page(request: Request, template: str) -> Response:
             "join_url": session.join_url if show_join else None,
             "can_cancel": outcome.status != booking.CANCELLED and now < session.starts_at,
             "manage_url": manage_url(_settings(request), outcome.token),
-            "calendar": add_to_calendar_links(registration, session, course, _settings(request)),
+            "calendar": add_to_calendar_links(registration, session, _settings(request)),
         },
         private=True,
     )

@@ -1,0 +1,362 @@
+"""A registration burst against ``scheduler serve --workers 2`` on PostgreSQL, beside its floor.
+
+Each round sends 2,560 registration attempts from 64 concurrent clients, spread over 8 training
+sessions of 160 seats each (so half are confirmed and half waitlisted), first to the service and
+then the same statements straight through asyncpg at the same concurrency on 8 fresh sessions:
+the floor, what the database alone costs. The service should reach half the floor's
+throughput. After every burst invariant 1 is checked in the tables, and after the last one
+each worker's resident memory is read from /proc.
+
+The server runs with ``SCHEDULER_RATE_LIMIT=0`` (one client address sends everything) and
+``SCHEDULER_RUN_JOBS=false``: the floor writes outbox rows but sends nothing, so the service
+must not spend the shared two cores mailing them during the burst either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from bench.common import (
+    Connection,
+    Server,
+    median,
+    percentile,
+    pg_connect,
+    row,
+    sqlalchemy_url,
+    throwaway_database,
+)
+
+NAME = "registration"
+SESSIONS = 8
+ATTEMPTS_PER_SESSION = 320
+CAPACITY = 160
+CLIENTS = 64
+ROUNDS = 3
+WORKERS = 2
+TARGET_RATIO = 0.5
+RSS_LIMIT_MB = 150
+REMINDER_OFFSETS = (timedelta(days=7), timedelta(days=1), timedelta(hours=1))
+
+
+def attempts(session_ids: list[int], tag: str) -> list[tuple[int, dict[str, str]]]:
+    """Every attempt of one burst, sessions interleaved so they all stay busy at once."""
+    return [
+        (
+            session_ids[n % len(session_ids)],
+            {
+                "name": f"Officer {tag}-{n}",
+                "email": f"officer.{tag}.{n}@pd{n % 37}.example.org",
+                "agency": f"Agency {n % 37}",
+                "attendance": "in_person",
+            },
+        )
+        for n in range(len(session_ids) * ATTEMPTS_PER_SESSION)
+    ]
+
+
+# -- the service --------------------------------------------------------------------------------
+
+
+async def admin_setup(server: Server, token: str) -> None:
+    async with Connection(server.port) as http:
+        status, body = await http.request(
+            "POST",
+            "/api/courses",
+            json.dumps({"slug": "managing-bias", "title": "Managing Bias"}).encode(),
+            f"Authorization: Bearer {token}\r\n",
+        )
+        assert status == 201, body
+
+
+async def new_sessions(server: Server, token: str, count: int) -> list[int]:
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=10)
+    body = {
+        "starts_at": start.strftime("%Y-%m-%dT%H:%M"),
+        "ends_at": (start + timedelta(hours=4)).strftime("%Y-%m-%dT%H:%M"),
+        "timezone": "UTC",
+        "mode": "in_person",
+        "in_person_capacity": CAPACITY,
+        "venue": {"name": "Metro Training Center", "city": "Springfield", "state": "IL"},
+    }
+    ids = []
+    async with Connection(server.port) as http:
+        for _ in range(count):
+            status, answer = await http.request(
+                "POST",
+                "/api/courses/managing-bias/sessions",
+                json.dumps(body).encode(),
+                f"Authorization: Bearer {token}\r\n",
+            )
+            assert status == 201, answer
+            ids.append(json.loads(answer)["id"])
+    return ids
+
+
+async def service_burst(
+    server: Server, work: list[tuple[int, dict[str, str]]]
+) -> tuple[float, list[float], Counter[int]]:
+    """Send ``work`` from ``CLIENTS`` keep-alive connections; returns (seconds, latencies)."""
+    requests = [
+        (f"/api/sessions/{sid}/registrations", json.dumps(body).encode()) for sid, body in work
+    ]
+    queue = iter(requests)
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+
+    async def client() -> None:
+        async with Connection(server.port) as http:
+            for path, body in queue:
+                began = time.perf_counter()
+                status, _ = await http.request("POST", path, body)
+                latencies.append(time.perf_counter() - began)
+                statuses[status] += 1
+
+    began = time.perf_counter()
+    async with asyncio.timeout(300):
+        await asyncio.gather(*(client() for _ in range(CLIENTS)))
+    return time.perf_counter() - began, latencies, statuses
+
+
+# -- the floor: booking.register's statements, straight through asyncpg -----------------------
+# Keep these in step with booking.register: the same round trips, the same SQL.
+
+LOCK_SESSION = """
+SELECT training_sessions.*, courses.slug AS course_slug, courses.title AS course_title
+  FROM training_sessions JOIN courses ON courses.id = training_sessions.course_id
+ WHERE training_sessions.id = $1 FOR UPDATE OF training_sessions
+"""
+POOL_STATE = """
+SELECT p.id, p.capacity, p.confirmed,
+       (SELECT r.id FROM registrations r WHERE r.session_id = p.session_id
+           AND r.email_key = $3 AND r.status != 'cancelled' LIMIT 1) AS taken,
+       (SELECT count(*) FROM registrations r
+         WHERE r.pool_id = p.id AND r.status = 'waitlisted') AS waiting,
+       (SELECT count(*) FROM registrations r WHERE r.session_id = p.session_id
+           AND r.agency_key = $4 AND r.status = 'confirmed') AS agency_held
+  FROM seat_pools p WHERE p.session_id = $1 AND p.attendance = $2
+"""
+TAKE_SEAT = (
+    "UPDATE seat_pools SET confirmed = confirmed + 1 "
+    "WHERE id = $1 AND confirmed < capacity RETURNING confirmed"
+)
+DRAW_TICKET = (
+    "UPDATE seat_pools SET waitlist_seq = waitlist_seq + 1 WHERE id = $1 RETURNING waitlist_seq"
+)
+INSERT_REGISTRATION = """
+INSERT INTO registrations (session_id, pool_id, attendance, name, email, email_key, agency,
+    agency_key, rank, status, waitlist_seq, token, created_at, updated_at, confirmed_at, sequence)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, 0) RETURNING id
+"""
+INSERT_MESSAGES = """
+INSERT INTO messages (kind, recipient, registration_id, session_id, payload, due_at, status,
+    attempts, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7)
+"""
+
+
+async def floor_register(conn: asyncpg.Connection, session_id: int, person: dict[str, str]) -> str:
+    """What ``booking.register`` asks of the database, with no web, ORM or validation around it."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    email_key = person["email"].lower()
+    agency_key = " ".join(person["agency"].lower().split())
+    async with conn.transaction():
+        session = await conn.fetchrow(LOCK_SESSION, session_id)
+        pool = await conn.fetchrow(
+            POOL_STATE, session_id, person["attendance"], email_key, agency_key
+        )
+        if pool["taken"] is not None:
+            return "duplicate"
+        seat = None
+        if pool["confirmed"] < pool["capacity"]:
+            seat = await conn.fetchval(TAKE_SEAT, pool["id"])
+        status = "confirmed" if seat is not None else "waitlisted"
+        ticket = None if seat is not None else await conn.fetchval(DRAW_TICKET, pool["id"])
+        registration = await conn.fetchval(
+            INSERT_REGISTRATION,
+            session_id,
+            pool["id"],
+            person["attendance"],
+            person["name"],
+            person["email"],
+            email_key,
+            person["agency"],
+            agency_key,
+            None,
+            status,
+            ticket,
+            secrets.token_urlsafe(24),
+            now,
+            now if seat is not None else None,
+        )
+        email = person["email"]
+        if seat is not None:
+            rows = [("confirmation", email, registration, session_id, "{}", now, now)]
+            rows += [
+                (
+                    "reminder",
+                    email,
+                    registration,
+                    session_id,
+                    json.dumps({"offset_seconds": int(offset.total_seconds())}),
+                    session["starts_at"] - offset,
+                    now,
+                )
+                for offset in REMINDER_OFFSETS
+                if session["starts_at"] - offset > now
+            ]
+        else:
+            payload = json.dumps({"position": pool["waiting"] + 1})
+            rows = [("waitlisted", email, registration, session_id, payload, now, now)]
+        await conn.executemany(INSERT_MESSAGES, rows)
+    return status
+
+
+async def floor_burst(
+    database: str, work: list[tuple[int, dict[str, str]]]
+) -> tuple[float, list[float], Counter[str]]:
+    queue = iter(work)
+    latencies: list[float] = []
+    outcomes: Counter[str] = Counter()
+    connections = await asyncio.gather(*(pg_connect(database) for _ in range(CLIENTS)))
+
+    async def client(conn: asyncpg.Connection) -> None:
+        for session_id, person in queue:
+            began = time.perf_counter()
+            outcomes[await floor_register(conn, session_id, person)] += 1
+            latencies.append(time.perf_counter() - began)
+
+    try:
+        began = time.perf_counter()
+        async with asyncio.timeout(300):
+            await asyncio.gather(*(client(conn) for conn in connections))
+        return time.perf_counter() - began, latencies, outcomes
+    finally:
+        await asyncio.gather(*(conn.close() for conn in connections))
+
+
+# -- checks -------------------------------------------------------------------------------------
+
+
+async def invariant_1(database: str, session_ids: list[int]) -> list[str]:
+    """Problems with invariant 1 (and the expected split) in these sessions; empty when intact."""
+    conn = await pg_connect(database)
+    try:
+        pools = await conn.fetch(
+            """
+            SELECT p.session_id, p.capacity, p.confirmed,
+                   count(r.id) FILTER (WHERE r.status = 'confirmed') AS counted,
+                   count(r.id) FILTER (WHERE r.status = 'waitlisted') AS waiting
+              FROM seat_pools p LEFT JOIN registrations r ON r.pool_id = p.id
+             WHERE p.session_id = ANY($1::int[])
+             GROUP BY p.id
+            """,
+            session_ids,
+        )
+    finally:
+        await conn.close()
+    problems = []
+    for pool in pools:
+        if not pool["counted"] == pool["confirmed"] <= pool["capacity"]:
+            problems.append(f"session {pool['session_id']}: {dict(pool)}")
+        if (pool["confirmed"], pool["waiting"]) != (CAPACITY, ATTEMPTS_PER_SESSION - CAPACITY):
+            problems.append(f"session {pool['session_id']} split wrong: {dict(pool)}")
+    if len(pools) != len(session_ids):
+        problems.append("a session lost its pool")
+    return problems
+
+
+async def run() -> list[dict[str, Any]]:
+    from scheduler.db import Database
+    from scheduler.tokens import create_token
+
+    service_rates: list[float] = []
+    floor_rates: list[float] = []
+    service_latency: list[float] = []
+    floor_latency: list[float] = []
+    problems: list[str] = []
+    bursts = 0
+    attempts_total = 0
+    async with throwaway_database() as database:
+        url = sqlalchemy_url(database)
+        db = Database.from_url(url)
+        try:
+            token = await create_token(db, "bench")
+        finally:
+            await db.dispose()
+        env = {"SCHEDULER_RATE_LIMIT": "0", "SCHEDULER_RUN_JOBS": "false"}
+        with Server(url, workers=WORKERS, **env) as server:
+            await admin_setup(server, token)
+            # Warm both paths up once (connection pools, statement caches), unmeasured.
+            await service_burst(server, attempts(await new_sessions(server, token, 2), "warm"))
+            await floor_burst(database, attempts(await new_sessions(server, token, 2), "fwarm"))
+            for round_ in range(ROUNDS):
+                service_ids = await new_sessions(server, token, SESSIONS)
+                floor_ids = await new_sessions(server, token, SESSIONS)
+
+                work = attempts(service_ids, f"s{round_}")
+                seconds, latencies, statuses = await service_burst(server, work)
+                if statuses != {201: len(work)}:
+                    problems.append(f"service answers: {dict(statuses)}")
+                problems += await invariant_1(database, service_ids)
+                service_rates.append(len(work) / seconds)
+                service_latency += latencies
+
+                work = attempts(floor_ids, f"f{round_}")
+                seconds, latencies, outcomes = await floor_burst(database, work)
+                if outcomes["duplicate"]:
+                    problems.append(f"floor outcomes: {dict(outcomes)}")
+                problems += await invariant_1(database, floor_ids)
+                floor_rates.append(len(work) / seconds)
+                floor_latency += latencies
+                bursts += 2
+                attempts_total += len(work)
+            rss = server.worker_rss_mb()
+
+    service, floor = median(service_rates), median(floor_rates)
+    worst_rss = max(rss.values())
+    label = f"{SESSIONS} sessions x {ATTEMPTS_PER_SESSION}, {CLIENTS} clients"
+    return [
+        row(
+            NAME,
+            f"throughput req/s ({label}, median of {ROUNDS})",
+            round(service, 1),
+            floor=round(floor, 1),
+            target=f"ratio >= {TARGET_RATIO}",
+            ok=service >= TARGET_RATIO * floor,
+        ),
+        row(
+            NAME,
+            "latency p50 ms",
+            round(percentile(service_latency, 0.50) * 1000, 1),
+            floor=round(percentile(floor_latency, 0.50) * 1000, 1),
+        ),
+        row(
+            NAME,
+            "latency p99 ms",
+            round(percentile(service_latency, 0.99) * 1000, 1),
+            floor=round(percentile(floor_latency, 0.99) * 1000, 1),
+        ),
+        row(
+            NAME,
+            f"invariant 1 after {bursts} bursts ({attempts_total * 2} attempts)",
+            "intact" if not problems else "; ".join(problems[:3]),
+            target="intact",
+            ok=not problems,
+        ),
+        row(
+            NAME,
+            f"worker RSS MB after the bursts ({len(rss)} workers, largest)",
+            round(worst_rss, 1),
+            target=f"< {RSS_LIMIT_MB} MB",
+            ok=len(rss) == WORKERS and worst_rss < RSS_LIMIT_MB,
+        ),
+    ]

@@ -1,0 +1,252 @@
+"""What the benchmarks share: a throwaway PostgreSQL database, a real server, a lean client.
+
+Everything runs on this machine: the server listens on 127.0.0.1 and the database is the local
+cluster the tests use (``BENCH_PG_HOST``/``BENCH_PG_PORT``/``BENCH_PG_USER`` to point elsewhere
+on the same host).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+PG_HOST = os.environ.get("BENCH_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("BENCH_PG_PORT", "5432"))
+PG_USER = os.environ.get("BENCH_PG_USER", "postgres")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def row(
+    benchmark: str,
+    metric: str,
+    value: float | str,
+    *,
+    floor: float | None = None,
+    target: str = "",
+    ok: bool = True,
+) -> dict[str, Any]:
+    """One line of the results table; ``ratio`` is value/floor when both are numbers."""
+    ratio = None
+    if isinstance(value, int | float) and floor:
+        ratio = round(value / floor, 3)
+    return {
+        "benchmark": benchmark,
+        "metric": metric,
+        "value": value,
+        "floor": floor,
+        "ratio": ratio,
+        "target": target,
+        "ok": ok,
+    }
+
+
+def percentile(samples: Sequence[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------------
+
+
+async def pg_connect(database: str = "postgres", **kwargs: Any) -> asyncpg.Connection:
+    return await asyncpg.connect(
+        host=PG_HOST, port=PG_PORT, user=PG_USER, database=database, timeout=10, **kwargs
+    )
+
+
+def sqlalchemy_url(database: str) -> str:
+    return f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{database}"
+
+
+@asynccontextmanager
+async def throwaway_database() -> AsyncIterator[str]:
+    """A new, migrated PostgreSQL database, dropped afterwards; yields its name."""
+    from scheduler import migrate
+
+    name = f"sched_bench_{uuid.uuid4().hex[:10]}"
+    admin = await pg_connect()
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        await migrate.upgrade(sqlalchemy_url(name))
+        yield name
+    finally:
+        admin = await pg_connect()
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+            )
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        finally:
+            await admin.close()
+
+
+# -- the server ---------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """``scheduler serve --workers N`` as a subprocess, with its workers' memory in view."""
+
+    def __init__(self, database_url: str, *, workers: int = 2, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workers = workers
+        self.workdir = Path(tempfile.mkdtemp(prefix="scheduler-bench-"))
+        self.log = self.workdir / "server.log"
+        self.env = {
+            **os.environ,
+            "SCHEDULER_DATABASE_URL": database_url,
+            "SCHEDULER_BASE_URL": self.url,
+            "SCHEDULER_SECRET_KEY": "bench-secret-key-not-for-production",
+            "SCHEDULER_MAIL_DIR": str(self.workdir / "mail"),
+            **env,
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60) -> Server:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "scheduler", "serve"),
+                    *("--port", str(self.port), "--workers", str(self.workers)),
+                ],
+                cwd=self.workdir,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log.read_text()}")
+            if len(self.worker_pids()) == self.workers and self._healthy():
+                return self
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"server did not come up:\n{self.log.read_text()}")
+
+    def _healthy(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+                return sock.recv(64).startswith(b"HTTP/1.1 200")
+        except OSError:
+            return False
+
+    def worker_pids(self) -> list[int]:
+        """The uvicorn worker processes: the children of the supervisor that serve requests."""
+        if self.process is None:
+            return []
+        return [pid for pid in children(self.process.pid) if b"spawn_main" in cmdline(pid)]
+
+    def worker_rss_mb(self) -> dict[int, float]:
+        return {pid: rss_mb(pid) for pid in self.worker_pids()}
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process in MiB, from /proc/<pid>/status (VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+# -- a lean HTTP/1.1 client ---------------------------------------------------------------------
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection that spends as little CPU as a client can.
+
+    The load generator shares two cores with the server and the database, so a heavy client
+    would make the service look slower than it is; this one only formats bytes and reads
+    ``Content-Length`` bodies, which is all uvicorn sends for JSON answers.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def __aenter__(self) -> Connection:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+    async def request(
+        self, method: str, path: str, body: bytes = b"", headers: str = ""
+    ) -> tuple[int, bytes]:
+        assert self.reader is not None and self.writer is not None
+        self.writer.write(
+            f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        status = int((await self.reader.readline()).split(b" ", 2)[1])
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+        return status, await self.reader.readexactly(length)

@@ -36,7 +36,10 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEn
         echo=echo,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip on every checkout, on the hot path of every
+        # registration. A connection that died while idle fails its first statement instead;
+        # SQLAlchemy recognises the disconnect and invalidates the pool, that request gets a
+        # 503, and the next ones connect afresh (tests/test_outage.py shows the recovery).
         pool_recycle=1800,
     )
 

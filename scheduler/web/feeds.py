@@ -98,17 +98,23 @@ async def _serve_feed(request: Request, feed: FeedFilter, filename: str) -> Resp
     db: Database = request.state.db
     settings: Settings = request.state.settings
     now = utcnow()
-    async with subscriptions.snapshot(db) as conn:
-        fp = await subscriptions.fingerprint(conn, feed, now, base_url=settings.base_url)
+    fp = await subscriptions.current_fingerprint(db, feed, now, base_url=settings.base_url)
+    headers = _headers(fp, filename)
+    if _not_modified(request, fp):
+        headers.pop("Content-Disposition")
+        return Response(status_code=304, headers=headers)
+    cache = _cache(request)
+    body = cache.get(fp.etag)
+    if body is None:
+        # Render and fingerprint in one snapshot, so the bytes cached under an ETag are
+        # exactly the state that ETag names, even if a change landed since the first look.
+        async with subscriptions.snapshot(db) as conn:
+            fp = await subscriptions.fingerprint(conn, feed, now, base_url=settings.base_url)
+            body = cache.get(fp.etag)
+            if body is None:
+                body = await subscriptions.render(conn, feed, settings, now)
+                cache.put(fp.etag, body)
         headers = _headers(fp, filename)
-        if _not_modified(request, fp):
-            headers.pop("Content-Disposition")
-            return Response(status_code=304, headers=headers)
-        cache = _cache(request)
-        body = cache.get(fp.etag)
-        if body is None:
-            body = await subscriptions.render(conn, feed, settings, now)
-            cache.put(fp.etag, body)
     return Response(body, media_type=CALENDAR_TYPE, headers=headers)
 
 

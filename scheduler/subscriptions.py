@@ -18,11 +18,13 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from notifications.models import UTCDateTime
 from scheduler import catalog
 from scheduler.calendar import RENDER_VERSION, render_feed
 from scheduler.catalog import CourseView
@@ -140,21 +142,41 @@ class FeedFilter:
         return f"{self.course_slug or '*'}|{','.join(self.modes)}|{self.state or ''}"
 
 
-def _conditions(feed: FeedFilter, now: datetime) -> list[ColumnElement[bool]]:
+def _conditions(course: bool, modes: tuple[str, ...], state: bool) -> list[ColumnElement[bool]]:
+    """The WHERE of a feed, with its values as bind parameters (see :func:`_params`)."""
     conditions: list[ColumnElement[bool]] = [
         or_(
-            and_(TrainingSession.status == "scheduled", TrainingSession.ends_at > now - KEEP_PAST),
-            and_(TrainingSession.status == "cancelled", TrainingSession.ends_at > now),
+            and_(
+                TrainingSession.status == "scheduled",
+                TrainingSession.ends_at > bindparam("keep_after", type_=UTCDateTime()),
+            ),
+            and_(
+                TrainingSession.status == "cancelled",
+                TrainingSession.ends_at > bindparam("now", type_=UTCDateTime()),
+            ),
         )
     ]
-    if feed.course_slug is not None:
-        course_id = select(Course.id).where(Course.slug == feed.course_slug).scalar_subquery()
+    if course:
+        course_id = select(Course.id).where(Course.slug == bindparam("slug")).scalar_subquery()
         conditions.append(TrainingSession.course_id == course_id)
-    if feed.modes:
-        conditions.append(TrainingSession.mode.in_(feed.modes))
-    if feed.state is not None:
-        conditions.append(func.upper(TrainingSession.venue_state) == feed.state)
+    if modes:
+        conditions.append(TrainingSession.mode.in_(modes))
+    if state:
+        conditions.append(func.upper(TrainingSession.venue_state) == bindparam("state"))
     return conditions
+
+
+def _shape(feed: FeedFilter) -> tuple[bool, tuple[str, ...], bool]:
+    return (feed.course_slug is not None, tuple(feed.modes), feed.state is not None)
+
+
+def _params(feed: FeedFilter, now: datetime) -> dict[str, Any]:
+    params: dict[str, Any] = {"now": now, "keep_after": now - KEEP_PAST}
+    if feed.course_slug is not None:
+        params["slug"] = feed.course_slug
+    if feed.state is not None:
+        params["state"] = feed.state
+    return params
 
 
 @dataclass(frozen=True)
@@ -168,14 +190,14 @@ def _latest(*stamps: Any) -> datetime | None:
     return max(found) if found else None
 
 
-async def fingerprint(
-    conn: AsyncConnection, feed: FeedFilter, now: datetime, *, base_url: str
-) -> Fingerprint:
-    """A strong ETag and Last-Modified for the feed, from one aggregate query.
+@lru_cache(maxsize=64)
+def _fingerprint_statement(course: bool, modes: tuple[str, ...], state: bool) -> Select[Any]:
+    """The fingerprint query for one shape of feed, built once.
 
-    Raises ``NotFound`` when the feed is a course's and there is no such course.
+    Built per call it cost more to compile (a cache key over three subqueries) than to run;
+    built once, SQLAlchemy reuses its compiled form and only the bind values change.
     """
-    where = _conditions(feed, now)
+    where = _conditions(course, modes, state)
     sessions = (
         select(
             func.count(TrainingSession.id).label("n"),
@@ -207,26 +229,33 @@ async def fingerprint(
     courses = select(
         func.count(Course.id).label("courses"), func.max(Course.updated_at).label("changed")
     )
-    if feed.course_slug is not None:
-        courses = courses.where(Course.slug == feed.course_slug)
+    if course:
+        courses = courses.where(Course.slug == bindparam("slug"))
     course_sq = courses.subquery()
-    row = (
-        await conn.execute(
-            select(
-                sessions.c.n,
-                sessions.c.changed,
-                sessions.c.ids,
-                sessions.c.seqs,
-                pools.c.confirmed,
-                pools.c.weighted,
-                pools.c.capacity,
-                pools.c.pools,
-                course_sq.c.courses,
-                course_sq.c.changed.label("course_changed"),
-                seats_changed.label("seats_changed"),
-            ).select_from(sessions.join(pools, true()).join(course_sq, true()))
-        )
-    ).one()
+    return select(
+        sessions.c.n,
+        sessions.c.changed,
+        sessions.c.ids,
+        sessions.c.seqs,
+        pools.c.confirmed,
+        pools.c.weighted,
+        pools.c.capacity,
+        pools.c.pools,
+        course_sq.c.courses,
+        course_sq.c.changed.label("course_changed"),
+        seats_changed.label("seats_changed"),
+    ).select_from(sessions.join(pools, true()).join(course_sq, true()))
+
+
+async def fingerprint(
+    conn: AsyncConnection, feed: FeedFilter, now: datetime, *, base_url: str
+) -> Fingerprint:
+    """A strong ETag and Last-Modified for the feed, from one aggregate query.
+
+    Raises ``NotFound`` when the feed is a course's and there is no such course.
+    """
+    statement = _fingerprint_statement(*_shape(feed))
+    row = (await conn.execute(statement, _params(feed, now))).one()
     if feed.course_slug is not None and int(row.courses) == 0:
         raise NotFound("course", feed.course_slug)
     # Links in the feed start with the base URL, so it is part of what the bytes depend on.
@@ -244,7 +273,12 @@ async def render(
     if feed.course_slug is not None:
         course = await catalog.get_course(conn, feed.course_slug)
     ids = (
-        (await conn.execute(select(TrainingSession.id).where(*_conditions(feed, now))))
+        (
+            await conn.execute(
+                select(TrainingSession.id).where(*_conditions(*_shape(feed))),
+                _params(feed, now),
+            )
+        )
         .scalars()
         .all()
     )

@@ -66,6 +66,9 @@ class Dispatcher:
     ``transaction`` opens a write transaction (the scheduler passes ``Database.write``, which
     on SQLite begins with ``BEGIN IMMEDIATE``). ``lease`` must comfortably exceed the time a
     batch takes; the dispatcher stops starting new sends from a batch well before it runs out.
+    ``parallel`` is how many messages are in hand at once, rendered or on the wire: set it above
+    the transport's connections, so the next message is rendered while every connection is busy
+    and goes out the moment one frees.
     """
 
     def __init__(
@@ -158,24 +161,37 @@ class Dispatcher:
         result: PassResult,
         now: datetime,
     ) -> None:
-        sent = [m.id for m in claimed if outcome[m.id][0] == MessageStatus.SENT]
+        # One statement per outcome (and per distinct answer): a batch is usually all "sent".
+        sent: list[int] = []
+        released: list[int] = []
+        settled: dict[tuple[str, str | None], list[int]] = {}
+        retrying: list[OutboxMessage] = []
+        for message in claimed:
+            status, detail = outcome[message.id]
+            if status == MessageStatus.SENT:
+                sent.append(message.id)
+            elif status == "release":
+                released.append(message.id)
+            elif status == "retry":
+                retrying.append(message)
+            else:
+                settled.setdefault((status, detail), []).append(message.id)
         async with self.transaction() as conn:
             result.sent = await outbox.finish(
                 conn, sent, lease_until, status=MessageStatus.SENT, now=now
             )
-            for message in claimed:
-                status, detail = outcome[message.id]
-                if status == MessageStatus.SENT:
-                    continue
-                if status == "release":
-                    await outbox.finish(
-                        conn,
-                        [message.id],
-                        lease_until,
-                        status=MessageStatus.PENDING,
-                        unclaimed=True,
-                    )
-                elif status == "retry" and message.attempts < self.retry.max_attempts:
+            await outbox.finish(
+                conn, released, lease_until, status=MessageStatus.PENDING, unclaimed=True
+            )
+            for (status, detail), ids in settled.items():
+                changed = await outbox.finish(conn, ids, lease_until, status=status, error=detail)
+                if status == MessageStatus.FAILED:
+                    result.failed += changed
+                else:
+                    result.cancelled += changed
+            for message in retrying:
+                detail = outcome[message.id][1]
+                if message.attempts < self.retry.max_attempts:
                     due = now + self.retry.delay(message.attempts, self.rng)
                     result.retrying += await outbox.finish(
                         conn,
@@ -185,7 +201,7 @@ class Dispatcher:
                         due_at=due,
                         error=f"attempt {message.attempts}: {detail}",
                     )
-                elif status == "retry":
+                else:
                     result.failed += await outbox.finish(
                         conn,
                         [message.id],
@@ -193,14 +209,6 @@ class Dispatcher:
                         status=MessageStatus.FAILED,
                         error=f"gave up after {message.attempts} attempts: {detail}",
                     )
-                else:
-                    changed = await outbox.finish(
-                        conn, [message.id], lease_until, status=status, error=detail
-                    )
-                    if status == MessageStatus.FAILED:
-                        result.failed += changed
-                    else:
-                        result.cancelled += changed
         if result.failed or result.retrying:
             log.warning(
                 "outbox pass: %d sent, %d to retry, %d failed",

@@ -9,11 +9,16 @@ start or for a seat no longer confirmed, a confirmation for a registration cance
 
 from __future__ import annotations
 
+import re
+from bisect import bisect_right
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from icalendar import Parameters
+from icalendar.parser import Contentline
 from sqlalchemy import select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -23,7 +28,7 @@ from notifications.messages import Invite, MailContent, MailPlan, Skip
 from notifications.models import utcnow
 from notifications.outbox import OutboxMessage
 from scheduler import calendar
-from scheduler.booking import CONFIRMED, WAITLISTED, waitlist_position
+from scheduler.booking import CONFIRMED, WAITLISTED
 from scheduler.catalog import CourseView, SessionView, list_courses, load_sessions
 from scheduler.config import Settings
 from scheduler.db import Database
@@ -40,6 +45,7 @@ class MailContextProvider:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
+        self.invites = InviteCache(settings)
 
     async def __call__(self, messages: Sequence[OutboxMessage]) -> list[MailPlan]:
         """Plan each message from the current state of its registration and session.
@@ -130,15 +136,9 @@ class MailContextProvider:
 
         invite: Invite | None = None
         if kind in _REQUEST_KINDS and confirmed:
-            data = calendar.registration_invite(
-                registration, session, course, self.settings, cancel=False
-            )
-            invite = Invite(data, "REQUEST")
+            invite = Invite(self.invites(registration, session, course, cancel=False), "REQUEST")
         elif kind in _CANCEL_KINDS and _held_invite(message, registration):
-            data = calendar.registration_invite(
-                registration, session, course, self.settings, cancel=True
-            )
-            invite = Invite(data, "CANCEL")
+            invite = Invite(self.invites(registration, session, course, cancel=True), "CANCEL")
         context = self.context(message, registration, session, course, position=position)
         context["invite"] = invite is not None
         return MailContent(context=context, to_name=registration.name, invite=invite)
@@ -196,11 +196,172 @@ def _held_invite(message: OutboxMessage, registration: Row[Any]) -> bool:
 
 
 async def _positions(conn: AsyncConnection, registrations: Any) -> dict[int, int]:
-    positions: dict[int, int] = {}
-    for row in registrations:
-        if row.status == WAITLISTED:
-            positions[row.id] = await waitlist_position(conn, row.pool_id, row.waitlist_seq)
+    """1-based waitlist places, counted as ``booking.waitlist_position`` counts them, in one
+    query for the whole batch instead of one per waitlisted registration."""
+    waiting = [r for r in registrations if r.status == WAITLISTED]
+    positions = {r.id: 0 for r in waiting if r.waitlist_seq is None}
+    waiting = [r for r in waiting if r.waitlist_seq is not None]
+    if not waiting:
+        return positions
+    queue: dict[int, list[int]] = {}
+    found = await conn.execute(
+        select(Registration.pool_id, Registration.waitlist_seq).where(
+            Registration.pool_id.in_({r.pool_id for r in waiting}),
+            Registration.status == WAITLISTED,
+            Registration.waitlist_seq.is_not(None),
+        )
+    )
+    for pool_id, seq in found.all():
+        if seq is not None:
+            queue.setdefault(pool_id, []).append(seq)
+    for seqs in queue.values():
+        seqs.sort()
+    for r in waiting:
+        positions[r.id] = bisect_right(queue.get(r.pool_id, []), r.waitlist_seq)
     return positions
+
+
+# Stand-ins for what is personal in an invite; nothing else in an invite looks like them.
+_ID = 7_391_846_205_163
+_NAME = "Qzx Standin Name"
+_EMAIL = "Qzx.Standin@Standin.invalid"
+_TOKEN = "QZXstandinTOKENqzx"
+_INERT = re.compile(r"[A-Za-z0-9_-]+")
+_INERT_EMAIL = re.compile(r"[A-Za-z0-9._+-]+@[A-Za-z0-9.-]+")
+_FOLD = b"\r\n "
+
+
+@dataclass(frozen=True)
+class _StandIn:
+    """A registration whose personal fields are the stand-ins above."""
+
+    id: int
+    name: str
+    email: str
+    token: str
+    status: str
+    attendance: str
+    sequence: int
+    updated_at: datetime | None
+
+
+class InviteCache:
+    """``calendar.registration_invite``, rendered once per session and seat shape.
+
+    The invites of one session's registrants differ only in the registrant's id, name, email
+    and token; everything else (the VTIMEZONE, times, venue, description) is the same for all
+    with the same status, seat and sequence, and building it is most of the cost of a message.
+    So the invite is rendered once with stand-ins for those four, unfolded, and each registrant
+    gets the stand-ins replaced and the lines folded again with icalendar's own folding.
+
+    The shortcut is taken only where it is exact: the template must fold back to the bytes
+    icalendar wrote and hold each stand-in only where it is expected, the token and email must
+    be plain characters no escaping touches, and the name goes through icalendar's own
+    parameter quoting. Anything else, including a change in ``calendar`` that the check does
+    not recognise, renders the invite in full as before.
+    """
+
+    def __init__(self, settings: Settings, size: int = 256) -> None:
+        self.settings = settings
+        self.size = size
+        self._templates: dict[tuple[Any, ...], list[tuple[bytes, bool]] | None] = {}
+        self._cn = _cn(calendar.display_name(_NAME))
+        # One pass over the template: a registrant's own text is never searched again, so a
+        # name that happens to contain a stand-in stays as written.
+        self._pattern = re.compile(
+            b"|".join(re.escape(t) for t in (self._cn, _EMAIL.encode(), _TOKEN.encode()))
+            + b"|"
+            + str(_ID).encode()
+        )
+
+    def __call__(
+        self, registration: Any, session: SessionView, course: CourseView, *, cancel: bool
+    ) -> bytes:
+        email, token, reg_id = registration.email, registration.token, registration.id
+        if not (
+            isinstance(reg_id, int)
+            and isinstance(token, str)
+            and _INERT.fullmatch(token)
+            and isinstance(email, str)
+            and _INERT_EMAIL.fullmatch(email)
+        ):
+            return self._full(registration, session, course, cancel)
+        changed = getattr(registration, "updated_at", None)
+        # DTSTAMP is written to the second: registrations changed within the same second
+        # share a template.
+        stamp = (
+            changed.astimezone(UTC).replace(microsecond=0)
+            if isinstance(changed, datetime) and changed > session.updated_at
+            else None
+        )
+        stand_in = _StandIn(
+            _ID,
+            _NAME,
+            _EMAIL,
+            _TOKEN,
+            registration.status,
+            registration.attendance,
+            registration.sequence,
+            stamp,
+        )
+        key = (session, course, cancel, stand_in)
+        if key not in self._templates:
+            if len(self._templates) >= self.size:
+                self._templates.clear()
+            self._templates[key] = self._template(stand_in, session, course, cancel)
+        template = self._templates[key]
+        if template is None:
+            return self._full(registration, session, course, cancel)
+        values = {
+            self._cn: _cn(calendar.display_name(registration.name)),
+            _EMAIL.encode(): email.encode(),
+            _TOKEN.encode(): token.encode(),
+            str(_ID).encode(): str(reg_id).encode(),
+        }
+        return b"\r\n".join(
+            _fold(self._pattern.sub(lambda m: values[m.group(0)], line)) if personal else line
+            for line, personal in template
+        )
+
+    def _full(
+        self, registration: Any, session: SessionView, course: CourseView, cancel: bool
+    ) -> bytes:
+        return calendar.registration_invite(
+            registration, session, course, self.settings, cancel=cancel
+        )
+
+    def _template(
+        self, stand_in: _StandIn, session: SessionView, course: CourseView, cancel: bool
+    ) -> list[tuple[bytes, bool]] | None:
+        """The invite of ``stand_in`` line by line: folded as written, or unfolded where a
+        stand-in is to be replaced; None where the shortcut would not be exact."""
+        try:
+            folded = self._full(stand_in, session, course, cancel)
+        except AttributeError:  # calendar reads something of the registration we do not copy
+            return None
+        text = folded.replace(_FOLD, b"")
+        lines = text.split(b"\r\n")
+        if (
+            b"\r\n".join(_fold(line) for line in lines) != folded
+            or text.count(self._cn) != 1
+            or text.count(_NAME.encode()) != 1
+            or _EMAIL.encode() not in text
+        ):
+            return None
+        return [
+            (line, True) if self._pattern.search(line) else (_fold(line), False) for line in lines
+        ]
+
+
+def _cn(name: str) -> bytes:
+    """The ``CN=...`` parameter as icalendar writes it."""
+    return bytes(Parameters({"CN": name}).to_ical())
+
+
+def _fold(line: bytes) -> bytes:
+    """One content line folded as icalendar folds it when it writes a calendar."""
+    content = Contentline(line.decode("utf-8"))  # type: ignore[no-untyped-call]
+    return bytes(content.to_ical())  # type: ignore[no-untyped-call]
 
 
 def _venue(session: SessionView) -> dict[str, str | None] | None:

@@ -19,8 +19,6 @@ from starlette.routing import Route
 from notifications.models import Message, MessageStatus, utcnow
 from scheduler import catalog
 from scheduler.catalog import VENUE_FIELDS, SessionView
-from scheduler.config import Settings
-from scheduler.db import Database
 from scheduler.errors import Conflict, Invalid, NotFound
 from scheduler.models import DELIVERY, MODES
 from scheduler.web import admin_roster, admin_tools, auth
@@ -33,21 +31,13 @@ from scheduler.web.forms import (
     session_body,
 )
 from scheduler.web.pages import datetime_local, error_page, flash, render
-
-
-def _db(request: Request) -> Database:
-    db: Database = request.state.db
-    return db
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.state.settings
-    return settings
+from scheduler.web.params import db_of as _db
+from scheduler.web.params import parse_id
+from scheduler.web.params import settings_of as _settings
 
 
 def path_id(request: Request, name: str) -> int | None:
-    raw = str(request.path_params[name])
-    return int(raw) if raw.isdigit() and len(raw) <= 12 else None
+    return parse_id(request.path_params[name])
 
 
 def not_found(request: Request, what: str = "page") -> Response:

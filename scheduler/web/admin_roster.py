@@ -15,30 +15,20 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from scheduler import booking, catalog
-from scheduler.config import Settings
-from scheduler.db import Database
 from scheduler.errors import Conflict, Invalid, NotFound
 from scheduler.models import Registration
 from scheduler.web.api import roster_csv
 from scheduler.web.auth import admin_page
 from scheduler.web.pages import error_page, flash, render
+from scheduler.web.params import db_of as _db
+from scheduler.web.params import parse_id
+from scheduler.web.params import settings_of as _settings
 
 OUTCOMES = {"attended": "attended", "no_show": "no_show", "clear": None}
 
 
-def _db(request: Request) -> Database:
-    db: Database = request.state.db
-    return db
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.state.settings
-    return settings
-
-
 def _id(request: Request, name: str) -> int | None:
-    raw = str(request.path_params[name])
-    return int(raw) if raw.isdigit() and len(raw) <= 12 else None
+    return parse_id(request.path_params[name])
 
 
 def group_roster(

@@ -14,10 +14,11 @@ from starlette.routing import Route
 
 from notifications.models import Message, MessageStatus, utcnow
 from scheduler import tokens
-from scheduler.db import Database
 from scheduler.errors import Invalid, NotFound
 from scheduler.web.auth import admin_page
 from scheduler.web.pages import error_page, flash, render
+from scheduler.web.params import db_of as _db
+from scheduler.web.params import parse_id
 
 OUTBOX_STATUSES = (
     MessageStatus.PENDING,
@@ -28,11 +29,6 @@ OUTBOX_STATUSES = (
 )
 RESENDABLE = (MessageStatus.SENT, MessageStatus.FAILED)
 PAGE_SIZE = 200
-
-
-def _db(request: Request) -> Database:
-    db: Database = request.state.db
-    return db
 
 
 @admin_page
@@ -71,19 +67,19 @@ async def outbox_page(request: Request) -> Response:
 
 @admin_page
 async def resend(request: Request) -> Response:
-    raw = str(request.path_params["message_id"])
-    if not raw.isdigit() or len(raw) > 12:
+    message_id = parse_id(request.path_params["message_id"])
+    if message_id is None:
         return error_page(request, 404, "Not found", "There is no such message.")
     async with _db(request).write() as conn:
         result = await conn.execute(
             update(Message)
-            .where(Message.id == int(raw), Message.status.in_(RESENDABLE))
+            .where(Message.id == message_id, Message.status.in_(RESENDABLE))
             .values(status=MessageStatus.PENDING, due_at=utcnow(), attempts=0, lease_until=None)
         )
     if result.rowcount == 0:
         flash(request, "That message cannot be resent (it is pending, sending or cancelled).")
     else:
-        flash(request, f"Message {raw} will be sent again shortly.")
+        flash(request, f"Message {message_id} will be sent again shortly.")
     back = request.query_params.get("status", MessageStatus.FAILED)
     if back not in OUTBOX_STATUSES:
         back = MessageStatus.FAILED
@@ -123,11 +119,11 @@ async def tokens_page(request: Request) -> Response:
 
 @admin_page
 async def revoke(request: Request) -> Response:
-    raw = str(request.path_params["token_id"])
-    if not raw.isdigit() or len(raw) > 12:
+    token_id = parse_id(request.path_params["token_id"])
+    if token_id is None:
         return error_page(request, 404, "Not found", "There is no such token.")
     try:
-        await tokens.revoke_token(_db(request), int(raw))
+        await tokens.revoke_token(_db(request), token_id)
     except NotFound:
         flash(request, "That token was already revoked.")
     else:

@@ -15,20 +15,12 @@ from notifications.models import utcnow
 from scheduler import booking, catalog, tokens
 from scheduler.calendar import add_to_calendar_links
 from scheduler.config import Settings
-from scheduler.db import Database
 from scheduler.errors import Invalid, NotFound
 from scheduler.web import ratelimit
+from scheduler.web.params import db_of as _db
+from scheduler.web.params import parse_id
+from scheduler.web.params import settings_of as _settings
 from scheduler.web.present import course_json, manage_url, session_json
-
-
-def _db(request: Request) -> Database:
-    db: Database = request.state.db
-    return db
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.state.settings
-    return settings
 
 
 async def read_json(request: Request) -> Any:
@@ -45,16 +37,12 @@ async def read_json(request: Request) -> Any:
     return data
 
 
-MAX_ID = 2**31 - 1
-
-
 def path_int(request: Request, name: str) -> int:
     raw = request.path_params[name]
-    # ASCII digits only ("²".isdigit() is true but int() refuses it), and within the 32-bit
-    # INTEGER column: PostgreSQL rejects a larger parameter outright instead of finding nothing.
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12 or int(raw) > MAX_ID:
+    value = parse_id(raw)
+    if value is None:
         raise NotFound(name.removesuffix("_id"), raw)
-    return int(raw)
+    return value
 
 
 async def require_admin(request: Request) -> tokens.TokenInfo:

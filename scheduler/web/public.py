@@ -17,28 +17,18 @@ from notifications.models import utcnow
 from scheduler import booking, catalog
 from scheduler.calendar import add_to_calendar_links
 from scheduler.catalog import SessionView
-from scheduler.config import Settings
-from scheduler.db import Database
 from scheduler.errors import DuplicateRegistration, Gone, Invalid, NotFound
 from scheduler.web.auth import protected
 from scheduler.web.forms import field_errors, registration_body
 from scheduler.web.pages import enforce_rate_limit, error_page, flash, render
+from scheduler.web.params import db_of as _db
+from scheduler.web.params import parse_id
+from scheduler.web.params import settings_of as _settings
 from scheduler.web.present import feed_urls, manage_url
 
 
-def _db(request: Request) -> Database:
-    db: Database = request.state.db
-    return db
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.state.settings
-    return settings
-
-
 def _session_id(request: Request) -> int | None:
-    raw = str(request.path_params["session_id"])
-    return int(raw) if raw.isdigit() and len(raw) <= 12 else None
+    return parse_id(request.path_params["session_id"])
 
 
 async def index(request: Request) -> Response:

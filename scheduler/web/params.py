@@ -1,0 +1,34 @@
+"""What every endpoint reads off a request: the lifespan's state and ids from the path."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from scheduler.config import Settings
+from scheduler.db import Database
+
+# Ids are 32-bit INTEGER columns: PostgreSQL refuses a larger parameter outright.
+MAX_ID = 2**31 - 1
+
+
+def parse_id(raw: object) -> int | None:
+    """A path segment as a row id, or ``None`` when it cannot name a row.
+
+    ASCII digits only (``"²".isdigit()`` is true but ``int()`` refuses it), no leading
+    zeros beyond a plain number's, and within the column's range.
+    """
+    text = str(raw)
+    if not (text.isascii() and text.isdigit()) or len(text) > 10:
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_ID else None
+
+
+def db_of(request: Request) -> Database:
+    db: Database = request.state.db
+    return db
+
+
+def settings_of(request: Request) -> Settings:
+    settings: Settings = request.state.settings
+    return settings

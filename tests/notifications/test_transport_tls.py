@@ -1,0 +1,154 @@
+"""SMTP over STARTTLS with login, and over implicit TLS, against real aiosmtpd servers.
+
+Certificates come from trustme (a throwaway CA), handed to the transport as its TLS context.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+import trustme
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from notifications.transports import SmtpTransport, TransientError
+from tests.conftest import free_port
+
+USER, PASSWORD = "relay-user", "relay-pass-0123"
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.received.append(
+            {
+                # STARTTLS swaps in a TLS protocol; implicit TLS wraps the transport itself.
+                "tls": server._tls_protocol is not None
+                or server.transport.get_extra_info("ssl_object") is not None,
+                "login": getattr(session.auth_data, "login", None),
+                "content": envelope.content,
+                "to": list(envelope.rcpt_tos),
+            }
+        )
+        return "250 OK"
+
+
+def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+    ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
+        USER.encode(),
+        PASSWORD.encode(),
+    )
+    return AuthResult(success=ok, handled=False, auth_data=data if ok else None)
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def client_context(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return context
+
+
+def server_context(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    return context
+
+
+@pytest.fixture
+def starttls_server(ca: trustme.CA) -> Iterator[tuple[int, Recorder]]:
+    recorder, port = Recorder(), free_port()
+    controller = Controller(
+        recorder,
+        hostname="127.0.0.1",
+        port=port,
+        server_hostname="relay.test",
+        tls_context=server_context(ca),
+        require_starttls=True,
+        auth_required=True,
+        authenticator=authenticate,
+    )
+    controller.start()
+    yield port, recorder
+    controller.stop()
+
+
+@pytest.fixture
+def implicit_tls_server(ca: trustme.CA) -> Iterator[tuple[int, Recorder]]:
+    recorder, port = Recorder(), free_port()
+    controller = Controller(
+        recorder,
+        hostname="127.0.0.1",
+        port=port,
+        server_hostname="relay.test",
+        ssl_context=server_context(ca),
+    )
+    controller.start()
+    yield port, recorder
+    controller.stop()
+
+
+def message(n: int) -> EmailMessage:
+    mail = EmailMessage()
+    mail["From"] = "Training Scheduler <no-reply@training.example.org>"
+    mail["To"] = f"officer{n}@example.org"
+    mail["Subject"] = f"Test {n}"
+    mail.set_content(f"body {n}")
+    return mail
+
+
+async def test_starttls_with_login_delivers_over_tls_and_reuses_the_connection(
+    starttls_server, client_context
+):
+    port, recorder = starttls_server
+    url = f"smtp://{USER}:{PASSWORD}@127.0.0.1:{port}?starttls=true"
+    transport = SmtpTransport(url, max_connections=1, timeout=10, tls_context=client_context)
+    try:
+        for n in range(3):
+            await transport.send(message(n))
+    finally:
+        await transport.close()
+    assert [r["to"] for r in recorder.received] == [[f"officer{n}@example.org"] for n in range(3)]
+    assert [(r["tls"], r["login"]) for r in recorder.received] == [(True, USER.encode())] * 3
+    assert all(r["login"] == USER.encode() for r in recorder.received)
+
+
+async def test_wrong_password_is_a_transient_failure_the_operator_fixes(
+    starttls_server, client_context
+):
+    port, recorder = starttls_server
+    url = f"smtp://{USER}:wrong-password@127.0.0.1:{port}?starttls=true"
+    transport = SmtpTransport(url, timeout=10, tls_context=client_context)
+    with pytest.raises(TransientError, match="login failed"):
+        await transport.send(message(1))
+    await transport.close()
+    assert recorder.received == []
+
+
+async def test_implicit_tls_delivers(implicit_tls_server, client_context):
+    port, recorder = implicit_tls_server
+    transport = SmtpTransport(f"smtps://127.0.0.1:{port}", timeout=10, tls_context=client_context)
+    try:
+        await transport.send(message(7))
+    finally:
+        await transport.close()
+    assert len(recorder.received) == 1 and recorder.received[0]["tls"]
+
+
+async def test_an_untrusted_certificate_is_refused(implicit_tls_server):
+    port, recorder = implicit_tls_server
+    transport = SmtpTransport(f"smtps://127.0.0.1:{port}", timeout=10)
+    with pytest.raises(TransientError):
+        await transport.send(message(8))
+    await transport.close()
+    assert recorder.received == []

@@ -599,6 +599,16 @@ def session_view(row: Any, pools: Sequence[PoolView] = ()) -> SessionView:
     )
 
 
+async def upcoming_counts(conn: AsyncConnection, now: datetime) -> dict[int, int]:
+    """How many scheduled sessions each course has that have not ended, by course id."""
+    rows = await conn.execute(
+        select(TrainingSession.course_id, func.count())
+        .where(TrainingSession.ends_at > now, TrainingSession.status != CANCELLED)
+        .group_by(TrainingSession.course_id)
+    )
+    return {course_id: int(count) for course_id, count in rows.all()}
+
+
 async def roster(conn: AsyncConnection, session_id: int) -> list[dict[str, Any]]:
     """Every registration of a session, confirmed first, then each waitlist in order."""
     rows = (

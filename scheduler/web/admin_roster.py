@@ -49,8 +49,10 @@ def group_roster(
     return groups
 
 
-@admin_page
-async def roster_page(request: Request) -> Response:
+async def _load_roster(
+    request: Request,
+) -> tuple[catalog.SessionView, list[dict[str, Any]]] | Response:
+    """The session in the path and its roster, or the 404 page to answer with."""
     session_id = _id(request, "session_id")
     if session_id is None:
         return error_page(request, 404, "Not found", "There is no such session.")
@@ -59,7 +61,15 @@ async def roster_page(request: Request) -> Response:
             session = await catalog.get_session(conn, session_id)
         except NotFound:
             return error_page(request, 404, "Not found", "There is no such session.")
-        entries = await catalog.roster(conn, session_id)
+        return session, await catalog.roster(conn, session_id)
+
+
+@admin_page
+async def roster_page(request: Request) -> Response:
+    loaded = await _load_roster(request)
+    if isinstance(loaded, Response):
+        return loaded
+    session, entries = loaded
     return render(
         request,
         "admin/roster.html",
@@ -74,15 +84,10 @@ async def roster_page(request: Request) -> Response:
 
 @admin_page
 async def roster_csv_download(request: Request) -> Response:
-    session_id = _id(request, "session_id")
-    if session_id is None:
-        return error_page(request, 404, "Not found", "There is no such session.")
-    async with _db(request).read() as conn:
-        try:
-            session = await catalog.get_session(conn, session_id)
-        except NotFound:
-            return error_page(request, 404, "Not found", "There is no such session.")
-        entries = await catalog.roster(conn, session_id)
+    loaded = await _load_roster(request)
+    if isinstance(loaded, Response):
+        return loaded
+    session, entries = loaded
     filename = f"roster-{session.course_slug}-{session.id}.csv"
     return Response(
         roster_csv(entries),

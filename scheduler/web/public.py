@@ -35,10 +35,7 @@ async def index(request: Request) -> Response:
     now = utcnow()
     async with _db(request).read() as conn:
         courses = await catalog.list_courses(conn)
-        sessions = await catalog.load_sessions(conn, upcoming_after=now, include_cancelled=False)
-    upcoming: dict[int, int] = {}
-    for session in sessions:
-        upcoming[session.course_id] = upcoming.get(session.course_id, 0) + 1
+        upcoming = await catalog.upcoming_counts(conn, now)
     return render(
         request,
         "public/index.html",

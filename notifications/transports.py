@@ -150,9 +150,15 @@ class SmtpTransport:
             timeout=self.timeout,
             tls_context=self.tls_context,
         )
-        await client.connect()
-        if self.username is not None:
-            await client.login(self.username, self.password or "")
+        try:
+            await client.connect()
+            if self.username is not None:
+                await client.login(self.username, self.password or "")
+        except BaseException:
+            # Not yet handed to send(), so nothing else would close it: a refused login
+            # would leak its (TLS) connection every retry.
+            client.close()
+            raise
         return client
 
     async def close(self) -> None:

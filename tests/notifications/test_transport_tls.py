@@ -5,7 +5,9 @@ Certificates come from trustme (a throwaway CA), handed to the transport as its 
 
 from __future__ import annotations
 
+import gc
 import ssl
+import warnings
 from collections.abc import Iterator
 from email.message import EmailMessage
 from typing import Any
@@ -129,10 +131,15 @@ async def test_wrong_password_is_a_transient_failure_the_operator_fixes(
     port, recorder = starttls_server
     url = f"smtp://{USER}:wrong-password@127.0.0.1:{port}?starttls=true"
     transport = SmtpTransport(url, timeout=10, tls_context=client_context)
-    with pytest.raises(TransientError, match="login failed"):
-        await transport.send(message(1))
-    await transport.close()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(TransientError, match="login failed"):
+            await transport.send(message(1))
+        await transport.close()
+        gc.collect()
     assert recorder.received == []
+    # The refused connection was closed, not left for the garbage collector.
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
 
 
 async def test_implicit_tls_delivers(implicit_tls_server, client_context):

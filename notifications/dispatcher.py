@@ -21,6 +21,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -139,10 +140,40 @@ class Dispatcher:
                     outcome[message.id] = ("retry", exc.detail)
                 else:
                     outcome[message.id] = (MessageStatus.SENT, None)
+                    just_sent.append(message.id)
+                    progress.set()
 
-        await asyncio.gather(*(deliver(m, p) for m, p in to_send))
+        # Sent messages are marked while the rest of the batch is still going out, so a crash
+        # can repeat only the few sent since the last mark, not everything the batch sent.
+        just_sent: list[int] = []
+        progress = asyncio.Event()
+        sending = asyncio.ensure_future(asyncio.gather(*(deliver(m, p) for m, p in to_send)))
+        try:
+            while not sending.done():
+                waiter = asyncio.ensure_future(progress.wait())
+                pending: set[asyncio.Future[Any]] = {sending, waiter}
+                await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                progress.clear()
+                # A write per ``parallel`` sends: few enough to cost little, and a crash then
+                # repeats at most about that many plus the ones on the wire.
+                if len(just_sent) >= self.parallel:
+                    result.sent += await self._mark_sent(just_sent, lease_until, now)
+            await sending
+        finally:
+            if not sending.done():
+                sending.cancel()
+        result.sent += await self._mark_sent(just_sent, lease_until, now)
         await self._settle(claimed, lease_until, outcome, result, now)
         return result
+
+    async def _mark_sent(self, ids: list[int], lease_until: datetime, now: datetime) -> int:
+        """Mark and forget the ids sent so far; returns how many rows changed."""
+        if not ids:
+            return 0
+        batch, ids[:] = list(ids), []
+        async with self.transaction() as conn:
+            return await outbox.finish(conn, batch, lease_until, status=MessageStatus.SENT, now=now)
 
     def _render(self, message: OutboxMessage, plan: MailContent) -> EmailMessage:
         try:
@@ -162,24 +193,22 @@ class Dispatcher:
         now: datetime,
     ) -> None:
         # One statement per outcome (and per distinct answer): a batch is usually all "sent".
-        sent: list[int] = []
         released: list[int] = []
         settled: dict[tuple[str, str | None], list[int]] = {}
         retrying: list[OutboxMessage] = []
         for message in claimed:
             status, detail = outcome[message.id]
             if status == MessageStatus.SENT:
-                sent.append(message.id)
-            elif status == "release":
+                continue  # marked as it went out (_mark_sent)
+            if status == "release":
                 released.append(message.id)
             elif status == "retry":
                 retrying.append(message)
             else:
                 settled.setdefault((status, detail), []).append(message.id)
+        if not (released or settled or retrying):
+            return
         async with self.transaction() as conn:
-            result.sent = await outbox.finish(
-                conn, sent, lease_until, status=MessageStatus.SENT, now=now
-            )
             await outbox.finish(
                 conn, released, lease_until, status=MessageStatus.PENDING, unclaimed=True
             )

@@ -21,7 +21,7 @@ from notifications.dispatcher import Dispatcher
 from notifications.messages import Mailer
 from notifications.transports import FileTransport, SmtpTransport, Transport
 from scheduler.config import Settings
-from scheduler.db import Database
+from scheduler.db import Database, is_database_outage
 from scheduler.mailing import MailContextProvider
 
 log = logging.getLogger("scheduler.jobs")
@@ -105,8 +105,12 @@ class Jobs:
                 break
             try:
                 await self.dispatcher.drain()
-            except Exception:  # the database may be briefly away: log, wait a tick, go on
-                log.exception("outbox dispatch failed; retrying on the next tick")
+            except Exception as exc:  # log, wait a tick, go on
+                if is_database_outage(exc):
+                    # Expected while the database restarts: one line a tick, not a traceback.
+                    log.warning("outbox dispatch waits for the database: %s", type(exc).__name__)
+                else:
+                    log.exception("outbox dispatch failed; retrying on the next tick")
 
     # SQLAlchemy calls these synchronously inside the connection's work; they only flag and
     # schedule, so a commit never waits on the dispatcher.

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -53,59 +52,6 @@ async def on_domain_error(request: Request, exc: Exception) -> Response:
     if exc.retry_after is not None:
         headers["Retry-After"] = str(exc.retry_after)
     return error_response(exc.status_code, exc.code, exc.message, exc.fields, headers or None)
-
-
-def is_database_outage(exc: BaseException) -> bool:
-    """Whether ``exc`` means the database cannot be reached (down, restarting, pool exhausted).
-
-    Such errors say nothing about the request, so they become 503 with ``Retry-After`` instead
-    of a 500. Integrity and data errors are not outages: they stay bugs.
-    """
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
-            return True
-        if isinstance(current, sa_exc.TimeoutError | sa_exc.DisconnectionError):
-            return True  # the pool found no live connection in time
-        if (
-            isinstance(current, sa_exc.DBAPIError)
-            and not isinstance(
-                current, sa_exc.IntegrityError | sa_exc.DataError | sa_exc.ProgrammingError
-            )
-            and _outage_message(str(current))
-        ):
-            return True
-        if isinstance(current, OSError | TimeoutError):
-            return True  # refused, reset or timed out while talking to the server
-        state = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
-        if isinstance(state, str) and state.startswith(_OUTAGE_SQLSTATES):
-            return True
-        orig = getattr(current, "orig", None)
-        current = (
-            orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
-        )
-    return False
-
-
-# PostgreSQL's connection exceptions (08), operator intervention such as a shutdown (57P) and
-# too many connections (53300).
-_OUTAGE_SQLSTATES = ("08", "57P", "53300")
-_OUTAGE_PHRASES = (
-    "connection is closed",
-    "connection was closed",
-    "connection refused",
-    "terminating connection",
-    "the database system is",
-    "server closed the connection",
-    "database is locked",
-)
-
-
-def _outage_message(text: str) -> bool:
-    lowered = text.lower()
-    return any(phrase in lowered for phrase in _OUTAGE_PHRASES)
 
 
 async def on_http_error(request: Request, exc: Exception) -> Response:

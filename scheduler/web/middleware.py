@@ -17,9 +17,10 @@ import uuid
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from scheduler.db import is_database_outage
 from scheduler.errors import Unavailable
 from scheduler.logs import request_id_var
-from scheduler.web.errors import error_response, is_database_outage
+from scheduler.web.errors import error_response
 from scheduler.web.metrics import Metrics, registration_outcome
 
 access_log = logging.getLogger("scheduler.access")

@@ -180,7 +180,18 @@ async def test_oversized_headers_are_refused_in_the_error_shape(client: httpx.As
 def test_oversized_headers_are_refused_by_a_real_server(
     postgres_url: str, live_server_factory: Any
 ) -> None:
+    """uvicorn refuses headers past its own cap before the app sees them.
+
+    The server answers and closes at once. Whatever of the request it had not read yet makes the
+    kernel reset the connection, and on Linux a reset can discard the answer before the client
+    reads it. So a reset counts as refused too; what must never happen is a 2xx, and the server
+    must go on serving.
+    """
     server = live_server_factory(postgres_url)
-    response = httpx.get(f"{server.url}/healthz", headers={"X-Big": "a" * 70_000})
-    assert response.status_code in (400, 431)
+    for size in (20_000, 70_000):
+        try:
+            response = httpx.get(f"{server.url}/healthz", headers={"X-Big": "a" * size})
+        except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
+            continue
+        assert response.status_code in (400, 431), (size, response.status_code)
     assert httpx.get(f"{server.url}/healthz").status_code == 200

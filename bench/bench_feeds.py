@@ -7,14 +7,12 @@
   same events directly with icalendar (its own VTIMEZONEs). Target <= 1.5x.
 
 The server is a real uvicorn on a free port in a thread; the client is httpx over TCP with
-keep-alive. Set ``BENCH_DATABASE_URL`` to use PostgreSQL instead of a temporary SQLite file.
+keep-alive. It runs on a temporary SQLite file, then on a throwaway PostgreSQL database.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import statistics
 import tempfile
 import threading
@@ -32,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bench import common
 from scheduler import calendar, catalog, migrate, subscriptions
 from scheduler.app import create_app
 from scheduler.config import Settings
@@ -43,7 +42,7 @@ from scheduler.web.feeds import CALENDAR_TYPE
 SESSIONS = 500
 ZONES = ("America/Chicago", "America/New_York", "America/Los_Angeles")
 REQUESTS = 100
-ROUNDS = 3
+ROUNDS = 5
 
 
 async def seed(db: Database) -> None:
@@ -102,12 +101,6 @@ async def seed(db: Database) -> None:
             for a in catalog.POOLS_OF_MODE[mode]
         ]
         await conn.execute(insert(SeatPool), pools)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def requests_per_second(
@@ -170,11 +163,21 @@ async def cold_render(db: Database, settings: Settings) -> bytes:
 
 
 def run() -> list[dict[str, Any]]:
+    """The three figures on the embedded SQLite default, then on a throwaway PostgreSQL database."""
     with tempfile.TemporaryDirectory() as tmp:
-        url = (
-            os.environ.get("BENCH_DATABASE_URL") or f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
-        )
-        asyncio.run(migrate.upgrade(url))
+        sqlite_url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+        asyncio.run(migrate.upgrade(sqlite_url))
+        rows = measure(sqlite_url)
+    name = asyncio.run(common.create_database())
+    try:
+        rows += measure(common.sqlalchemy_url(name))
+    finally:
+        asyncio.run(common.drop_database(name))
+    return rows
+
+
+def measure(url: str) -> list[dict[str, Any]]:
+    with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
             database_url=url,
             base_url="https://training.example.org",
@@ -209,7 +212,7 @@ def run() -> list[dict[str, Any]]:
             return Response(body_holder["body"], media_type=CALENDAR_TYPE)
 
         app.router.routes.insert(0, Route("/bench/floor", floor))
-        port = free_port()
+        port = common.free_port()
         server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
         )

@@ -77,9 +77,8 @@ def sqlalchemy_url(database: str) -> str:
     return f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{database}"
 
 
-@asynccontextmanager
-async def throwaway_database() -> AsyncIterator[str]:
-    """A new, migrated PostgreSQL database, dropped afterwards; yields its name."""
+async def create_database() -> str:
+    """A new, migrated PostgreSQL database; returns its name. Drop it with :func:`drop_database`."""
     from scheduler import migrate
 
     name = f"sched_bench_{uuid.uuid4().hex[:10]}"
@@ -90,16 +89,31 @@ async def throwaway_database() -> AsyncIterator[str]:
         await admin.close()
     try:
         await migrate.upgrade(sqlalchemy_url(name))
+    except BaseException:
+        await drop_database(name)
+        raise
+    return name
+
+
+async def drop_database(name: str) -> None:
+    admin = await pg_connect()
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    finally:
+        await admin.close()
+
+
+@asynccontextmanager
+async def throwaway_database() -> AsyncIterator[str]:
+    """A new, migrated PostgreSQL database, dropped afterwards; yields its name."""
+    name = await create_database()
+    try:
         yield name
     finally:
-        admin = await pg_connect()
-        try:
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
-            )
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        finally:
-            await admin.close()
+        await drop_database(name)
 
 
 # -- the server ---------------------------------------------------------------------------------

@@ -10,8 +10,11 @@ timeout makes a second writer wait instead of failing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import asyncio
+import itertools
+import sqlite3
+from collections.abc import AsyncIterator, Hashable
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from sqlalchemy import event
@@ -63,12 +66,20 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+_watcher_epochs = itertools.count(1)
+
+
 class Database:
     """The engine plus the transaction helpers; one per app, opened and closed by its lifespan."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
+        self._watcher: sqlite3.Connection | None = None
+        self._watcher_epoch = 0
+        self._watcher_lock = asyncio.Lock()
+        self._pinned: AsyncConnection | None = None
+        self._pinned_driver: Any = None
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Database:
@@ -89,7 +100,79 @@ class Database:
         async with self.engine.connect() as conn, conn.begin():
             yield conn
 
+    async def change_token(self) -> Hashable | None:
+        """A value that stays the same only while no write commits anywhere in the database.
+
+        Two equal tokens mean nothing was committed between the two calls, by this process or
+        any other, so anything computed from the database after the first is still true. The
+        reverse does not hold: writes to unrelated tables change the token too. ``None`` means
+        this database cannot tell (an in-memory SQLite database); then nothing may be reused.
+
+        - SQLite: ``PRAGMA data_version`` on a connection of our own that never writes. It
+          changes whenever another connection commits and costs microseconds (a look at the
+          WAL index), so it runs in the event loop without a thread hop. It never waits for a
+          lock: a busy database answers ``None`` for that call.
+        - PostgreSQL: ``pg_current_snapshot()``, one round trip. A write transaction that
+          commits between two calls either was in progress in the first snapshot (and is gone
+          from the second) or started after it (and moved ``xmax``), so equal snapshots mean
+          no commit in between, exactly as visibility sees it.
+        """
+        if self.is_sqlite:
+            return self._sqlite_data_version()
+        return await self._pg_snapshot()
+
+    async def _pg_snapshot(self) -> Hashable | None:
+        # One connection of the pool is kept for this, so the hot path skips the pool's
+        # checkout and return; the lock keeps its statements one at a time, and each caller's
+        # own statement is sent after it asked, so no caller gets an answer older than itself.
+        async with self._watcher_lock:
+            try:
+                if self._pinned is None:
+                    self._pinned = await self.engine.connect()
+                    raw = await self._pinned.get_raw_connection()
+                    self._pinned_driver = raw.driver_connection
+                return str(await self._pinned_driver.fetchval("SELECT pg_current_snapshot()::text"))
+            except Exception:
+                # Down or broken: nothing may be reused; the caller's own query will fail or
+                # succeed on its own, and the next call connects afresh.
+                await self._release_pinned()
+                return None
+
+    async def _release_pinned(self) -> None:
+        pinned, self._pinned, self._pinned_driver = self._pinned, None, None
+        if pinned is not None:
+            with suppress(Exception):  # it is being thrown away either way
+                await pinned.invalidate()
+                await pinned.close()
+
+    def _sqlite_data_version(self) -> Hashable | None:
+        path = self.engine.url.database
+        if not path or path == ":memory:" or "mode=memory" in str(self.engine.url):
+            return None
+        try:
+            if self._watcher is None:
+                # Autocommit, no waiting: each pragma is its own short read.
+                self._watcher = sqlite3.connect(
+                    path, timeout=0, isolation_level=None, check_same_thread=False
+                )
+                self._watcher_epoch = next(_watcher_epochs)
+            version = self._watcher.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error:
+            self._close_watcher()
+            return None
+        # Versions are only comparable on one connection: a new one starts a new epoch.
+        return (self._watcher_epoch, int(version))
+
+    def _close_watcher(self) -> None:
+        if self._watcher is not None:
+            self._watcher.close()
+            self._watcher = None
+
     async def dispose(self) -> None:
+        self._close_watcher()
+        if self._pinned is not None:
+            pinned, self._pinned, self._pinned_driver = self._pinned, None, None
+            await pinned.close()
         await self.engine.dispose()
 
 

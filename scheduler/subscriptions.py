@@ -5,7 +5,9 @@ aggregate query over the same rows the feed shows: how many sessions and which (
 ids), their latest change time and sequences, the seat counters of their pools (seat changes do
 not touch a session's ``updated_at``, yet the feed prints seats left), and the courses' change
 times. Every instance computes it from the database, so a change made through any instance is
-seen by all of them on the next request.
+seen by all of them on the next request. Between commits the query would only give the same
+answer again, so :class:`FreshFingerprints` keeps it while ``Database.change_token()`` (SQLite's
+``data_version``, PostgreSQL's current snapshot) is unchanged.
 
 Reads run in one snapshot (``REPEATABLE READ`` on PostgreSQL, a deferred transaction on SQLite
 WAL), so the fingerprint and the rows rendered under it always belong together.
@@ -14,14 +16,15 @@ WAL), so the fingerprint and the rows rendered under it always belong together.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Iterable
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Hashable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, bindparam, case, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notifications.models import UTCDateTime
@@ -183,6 +186,8 @@ def _params(feed: FeedFilter, now: datetime) -> dict[str, Any]:
 class Fingerprint:
     etag: str
     last_modified: datetime | None
+    # The first instant at which a session leaves the feed with no write to the database.
+    valid_until: datetime | None = None
 
 
 def _latest(*stamps: Any) -> datetime | None:
@@ -204,6 +209,13 @@ def _fingerprint_statement(course: bool, modes: tuple[str, ...], state: bool) ->
             func.max(TrainingSession.updated_at).label("changed"),
             func.coalesce(func.sum(TrainingSession.id), 0).label("ids"),
             func.coalesce(func.sum(TrainingSession.sequence), 0).label("seqs"),
+            # When the first of these sessions leaves the feed by time alone (see _conditions).
+            func.min(case((TrainingSession.status == "cancelled", TrainingSession.ends_at))).label(
+                "first_cancelled_end"
+            ),
+            func.min(case((TrainingSession.status == "scheduled", TrainingSession.ends_at))).label(
+                "first_scheduled_end"
+            ),
         )
         .where(*where)
         .subquery()
@@ -237,6 +249,8 @@ def _fingerprint_statement(course: bool, modes: tuple[str, ...], state: bool) ->
         sessions.c.changed,
         sessions.c.ids,
         sessions.c.seqs,
+        sessions.c.first_cancelled_end,
+        sessions.c.first_scheduled_end,
         pools.c.confirmed,
         pools.c.weighted,
         pools.c.capacity,
@@ -262,7 +276,21 @@ async def fingerprint(
     parts = [str(value) for value in row] + [RENDER_VERSION, feed.key(), base_url]
     digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:40]
     last = _latest(row.changed, row.course_changed, row.seats_changed)
-    return Fingerprint(etag=f'"{digest}"', last_modified=last)
+    leaves = [
+        stamp
+        for stamp in (
+            _as_utc(row.first_cancelled_end),
+            _as_utc(row.first_scheduled_end, KEEP_PAST),
+        )
+        if stamp is not None
+    ]
+    return Fingerprint(
+        etag=f'"{digest}"', last_modified=last, valid_until=min(leaves) if leaves else None
+    )
+
+
+def _as_utc(value: Any, later: timedelta = timedelta(0)) -> datetime | None:
+    return value + later if isinstance(value, datetime) else None
 
 
 async def render(
@@ -329,3 +357,42 @@ async def current_fingerprint(
     async with db.engine.connect() as conn:
         autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
         return await fingerprint(autocommit, feed, now, base_url=base_url)
+
+
+class FreshFingerprints:
+    """Fingerprints this process computed, reused while the database reports no commit since.
+
+    The warm and 304 paths then cost a look at :meth:`Database.change_token` instead of the
+    aggregate query. An entry is reused only when the token is unchanged, so a change committed
+    through any instance is seen on the next request, and only until its ``valid_until``, when
+    a session leaves the feed by time alone. Bounded: least recently used entries go first.
+    """
+
+    def __init__(self, max_entries: int = 256) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[str, str], tuple[Hashable, Fingerprint]] = OrderedDict()
+
+    async def current(
+        self, db: Database, feed: FeedFilter, now: datetime, *, base_url: str
+    ) -> Fingerprint:
+        """The feed's fingerprint, from this cache when nothing was committed since."""
+        # The token is read before the query: a commit landing in between leaves a newer
+        # fingerprint under an older token, which the next request's token will not match.
+        token = await db.change_token()
+        key = (feed.key(), base_url)
+        known = self._entries.get(key)
+        if (
+            token is not None
+            and known is not None
+            and known[0] == token
+            and (known[1].valid_until is None or now < known[1].valid_until)
+        ):
+            self._entries.move_to_end(key)
+            return known[1]
+        fp = await current_fingerprint(db, feed, now, base_url=base_url)
+        if token is not None:
+            self._entries[key] = (token, fp)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return fp

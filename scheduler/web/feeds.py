@@ -1,9 +1,11 @@
 """Calendar endpoints: course feeds, the all-courses feed, and a registrant's own invite.
 
-Feeds answer conditional requests from one aggregate query (``subscriptions.fingerprint``): a
-matching ``If-None-Match`` (or, without one, ``If-Modified-Since``) gets a 304 without rendering,
-and an unchanged feed is served from bytes rendered earlier by this process. The fingerprint
-comes from the database, so the cache can never hide another instance's change.
+Feeds answer conditional requests from a fingerprint of database state
+(``subscriptions.fingerprint``): a matching ``If-None-Match`` (or, without one,
+``If-Modified-Since``) gets a 304 without rendering, and an unchanged feed is served from bytes
+rendered earlier by this process. A fingerprint is reused only while the database's change
+token says nothing was committed since (``FreshFingerprints``), so neither cache can hide
+another instance's change.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from scheduler import booking, catalog, subscriptions
 from scheduler.calendar import invite_method, registration_invite
 from scheduler.config import Settings
 from scheduler.db import Database
-from scheduler.subscriptions import FeedFilter, Fingerprint
+from scheduler.subscriptions import FeedFilter, Fingerprint, FreshFingerprints
 
 CALENDAR_TYPE = "text/calendar; charset=utf-8"
 
@@ -64,6 +66,15 @@ def _cache(request: Request) -> FeedCache:
     return cache
 
 
+def _fingerprints(request: Request) -> FreshFingerprints:
+    # Per process too; the database's change token decides whether an entry may be reused.
+    known: FreshFingerprints | None = getattr(request.app.state, "feed_fingerprints", None)
+    if known is None:
+        known = FreshFingerprints()
+        request.app.state.feed_fingerprints = known
+    return known
+
+
 def _not_modified(request: Request, fp: Fingerprint) -> bool:
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None:
@@ -98,7 +109,7 @@ async def _serve_feed(request: Request, feed: FeedFilter, filename: str) -> Resp
     db: Database = request.state.db
     settings: Settings = request.state.settings
     now = utcnow()
-    fp = await subscriptions.current_fingerprint(db, feed, now, base_url=settings.base_url)
+    fp = await _fingerprints(request).current(db, feed, now, base_url=settings.base_url)
     headers = _headers(fp, filename)
     if _not_modified(request, fp):
         headers.pop("Content-Disposition")

@@ -9,9 +9,12 @@ import icalendar
 import pytest
 import time_machine
 from asgi_lifespan import LifespanManager
+from sqlalchemy import update
 
 from scheduler.app import create_app
 from scheduler.db import Database
+from scheduler.models import TrainingSession
+from scheduler.subscriptions import KEEP_PAST
 from scheduler.tokens import create_token
 from tests.helpers import make_course, make_session, person, session_body
 
@@ -201,6 +204,46 @@ async def test_cancelled_session_stays_as_cancelled_until_it_is_past(client, adm
         )
     assert later.status_code == 200
     assert set(events(later.content)) == {f"session-{kept['id']}@testserver"}
+
+
+async def test_a_warm_feed_sees_a_write_made_outside_this_app(client, admin_headers, settings):
+    """The reused fingerprint must not hide a commit from another process's connections."""
+    await make_course(client, admin_headers)
+    made = await make_session(client, admin_headers)
+    feed = "/courses/managing-bias/calendar.ics"
+    first = await client.get(feed)
+    etag = first.headers["etag"]
+    assert (await client.get(feed, headers={"If-None-Match": etag})).status_code == 304
+    assert (await client.get(feed, headers={"If-None-Match": etag})).status_code == 304
+
+    elsewhere = Database.from_url(settings.database_url)
+    try:
+        async with elsewhere.write() as conn:
+            await conn.execute(
+                update(TrainingSession)
+                .where(TrainingSession.id == made["id"])
+                .values(venue_name="Annex B", updated_at=datetime.now(UTC))
+            )
+    finally:
+        await elsewhere.dispose()
+
+    fresh = await client.get(feed, headers={"If-None-Match": etag})
+    assert fresh.status_code == 200
+    assert fresh.headers["etag"] != etag
+    assert "Annex B" in str(only_event(fresh.content)["LOCATION"])
+
+
+async def test_a_held_session_leaves_the_feed_half_a_year_after_it_ended(client, admin_headers):
+    await make_course(client, admin_headers)
+    made = await make_session(client, admin_headers, days=3)
+    feed = "/courses/managing-bias/calendar.ics"
+    first = await client.get(feed)
+    assert set(events(first.content)) == {f"session-{made['id']}@testserver"}
+    # No write happens in between: only the clock says the session is now too old to show.
+    with time_machine.travel(datetime.now(UTC) + KEEP_PAST + timedelta(days=5), tick=False):
+        later = await client.get(feed, headers={"If-None-Match": first.headers["etag"]})
+    assert later.status_code == 200
+    assert events(later.content) == {}
 
 
 async def test_feeds_carry_no_registrant_data_or_join_url(client, admin_headers):

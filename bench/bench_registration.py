@@ -34,6 +34,14 @@ from bench.common import (
     sqlalchemy_url,
     throwaway_database,
 )
+from scheduler.register_tx import (
+    DRAW_TICKET_SQL,
+    INSERT_MESSAGES_SQL,
+    INSERT_REGISTRATION_SQL,
+    LOCK_SESSION_SQL,
+    POOL_STATE_SQL,
+    TAKE_SEAT_SQL,
+)
 
 NAME = "registration"
 SESSIONS = 8
@@ -127,40 +135,7 @@ async def service_burst(
 
 
 # -- the floor: booking.register's statements, straight through asyncpg -----------------------
-# Keep these in step with booking.register: the same round trips, the same SQL.
-
-LOCK_SESSION = """
-SELECT training_sessions.*, courses.slug AS course_slug, courses.title AS course_title
-  FROM training_sessions JOIN courses ON courses.id = training_sessions.course_id
- WHERE training_sessions.id = $1 FOR UPDATE OF training_sessions
-"""
-POOL_STATE = """
-SELECT p.id, p.capacity, p.confirmed,
-       (SELECT r.id FROM registrations r WHERE r.session_id = p.session_id
-           AND r.email_key = $3 AND r.status != 'cancelled' LIMIT 1) AS taken,
-       (SELECT count(*) FROM registrations r
-         WHERE r.pool_id = p.id AND r.status = 'waitlisted') AS waiting,
-       (SELECT count(*) FROM registrations r WHERE r.session_id = p.session_id
-           AND r.agency_key = $4 AND r.status = 'confirmed') AS agency_held
-  FROM seat_pools p WHERE p.session_id = $1 AND p.attendance = $2
-"""
-TAKE_SEAT = (
-    "UPDATE seat_pools SET confirmed = confirmed + 1 "
-    "WHERE id = $1 AND confirmed < capacity RETURNING confirmed"
-)
-DRAW_TICKET = (
-    "UPDATE seat_pools SET waitlist_seq = waitlist_seq + 1 WHERE id = $1 RETURNING waitlist_seq"
-)
-INSERT_REGISTRATION = """
-INSERT INTO registrations (session_id, pool_id, attendance, name, email, email_key, agency,
-    agency_key, rank, status, waitlist_seq, token, created_at, updated_at, confirmed_at, sequence)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, 0) RETURNING id
-"""
-INSERT_MESSAGES = """
-INSERT INTO messages (kind, recipient, registration_id, session_id, payload, due_at, status,
-    attempts, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7)
-"""
+# The very SQL the service sends on PostgreSQL (scheduler/register_tx.py), with nothing around it.
 
 
 async def floor_register(conn: asyncpg.Connection, session_id: int, person: dict[str, str]) -> str:
@@ -169,19 +144,19 @@ async def floor_register(conn: asyncpg.Connection, session_id: int, person: dict
     email_key = person["email"].lower()
     agency_key = " ".join(person["agency"].lower().split())
     async with conn.transaction():
-        session = await conn.fetchrow(LOCK_SESSION, session_id)
+        session = await conn.fetchrow(LOCK_SESSION_SQL, session_id)
         pool = await conn.fetchrow(
-            POOL_STATE, session_id, person["attendance"], email_key, agency_key
+            POOL_STATE_SQL, session_id, person["attendance"], email_key, agency_key
         )
         if pool["taken"] is not None:
             return "duplicate"
         seat = None
         if pool["confirmed"] < pool["capacity"]:
-            seat = await conn.fetchval(TAKE_SEAT, pool["id"])
+            seat = await conn.fetchval(TAKE_SEAT_SQL, pool["id"])
         status = "confirmed" if seat is not None else "waitlisted"
-        ticket = None if seat is not None else await conn.fetchval(DRAW_TICKET, pool["id"])
+        ticket = None if seat is not None else await conn.fetchval(DRAW_TICKET_SQL, pool["id"])
         registration = await conn.fetchval(
-            INSERT_REGISTRATION,
+            INSERT_REGISTRATION_SQL,
             session_id,
             pool["id"],
             person["attendance"],
@@ -195,11 +170,13 @@ async def floor_register(conn: asyncpg.Connection, session_id: int, person: dict
             ticket,
             secrets.token_urlsafe(24),
             now,
+            now,
             now if seat is not None else None,
+            0,
         )
         email = person["email"]
         if seat is not None:
-            rows = [("confirmation", email, registration, session_id, "{}", now, now)]
+            rows = [("confirmation", email, registration, session_id, "{}", now, "pending", 0, now)]
             rows += [
                 (
                     "reminder",
@@ -208,6 +185,8 @@ async def floor_register(conn: asyncpg.Connection, session_id: int, person: dict
                     session_id,
                     json.dumps({"offset_seconds": int(offset.total_seconds())}),
                     session["starts_at"] - offset,
+                    "pending",
+                    0,
                     now,
                 )
                 for offset in REMINDER_OFFSETS
@@ -215,8 +194,10 @@ async def floor_register(conn: asyncpg.Connection, session_id: int, person: dict
             ]
         else:
             payload = json.dumps({"position": pool["waiting"] + 1})
-            rows = [("waitlisted", email, registration, session_id, payload, now, now)]
-        await conn.executemany(INSERT_MESSAGES, rows)
+            rows = [
+                ("waitlisted", email, registration, session_id, payload, now, "pending", 0, now)
+            ]
+        await conn.executemany(INSERT_MESSAGES_SQL, rows)
     return status
 
 

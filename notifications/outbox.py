@@ -51,26 +51,27 @@ async def enqueue(
 
 async def enqueue_many(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     """Write several messages at once; each row has the keyword arguments of :func:`enqueue`."""
-    if not rows:
-        return
+    if rows:
+        await conn.execute(insert(Message), message_values(rows))
+
+
+def message_values(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The column values of new pending messages, for writers that insert them themselves."""
     now = utcnow()
-    await conn.execute(
-        insert(Message),
-        [
-            {
-                "kind": row["kind"],
-                "recipient": row["recipient"],
-                "registration_id": row.get("registration_id"),
-                "session_id": row.get("session_id"),
-                "due_at": row.get("due_at") or now,
-                "payload": row.get("payload") or {},
-                "status": MessageStatus.PENDING,
-                "attempts": 0,
-                "created_at": now,
-            }
-            for row in rows
-        ],
-    )
+    return [
+        {
+            "kind": row["kind"],
+            "recipient": row["recipient"],
+            "registration_id": row.get("registration_id"),
+            "session_id": row.get("session_id"),
+            "due_at": row.get("due_at") or now,
+            "payload": row.get("payload") or {},
+            "status": MessageStatus.PENDING,
+            "attempts": 0,
+            "created_at": now,
+        }
+        for row in rows
+    ]
 
 
 async def cancel_pending(

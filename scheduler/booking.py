@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.engine import Row
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notifications import outbox, reminders
@@ -33,12 +32,14 @@ from scheduler.errors import (
     NotFound,
     SchedulerError,
 )
-from scheduler.models import ATTENDANCE, Course, Registration, SeatPool, TrainingSession
+from scheduler.models import ATTENDANCE, CANCELLED, CONFIRMED, WAITLISTED, Registration, SeatPool
+from scheduler.register_tx import (
+    LOCK_SESSION,
+    AsyncpgTx,
+    CoreTx,
+    RegisterTx,
+)
 from scheduler.validation import Fields
-
-CONFIRMED = "confirmed"
-WAITLISTED = "waitlisted"
-CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True)
@@ -75,83 +76,18 @@ class Outcome:
     token: str
     # The session's row as this change saw it under its lock (register only), with the course's
     # slug and title: enough to describe the session without reading it again.
-    session: Row[*tuple[Any, ...]] | None = field(default=None, repr=False, compare=False)
-
-
-# The statements of the registration path, built once. Building a SQLAlchemy statement costs
-# about as much CPU as running it; built ahead, each call only binds its parameters. Register is
-# the hottest path of the service (bench/bench_registration.py measures it against a floor).
-
-# The session with its course's slug and title, so a caller can describe the session without
-# reading it again (catalog.session_view). Only the session's row is locked.
-_LOCK_SESSION = (
-    select(TrainingSession, Course.slug.label("course_slug"), Course.title.label("course_title"))
-    .join(Course, Course.id == TrainingSession.course_id)
-    .where(TrainingSession.id == bindparam("session_id"))
-    .with_for_update(of=TrainingSession)
-)
-_EMAIL_TAKEN = (
-    select(Registration.id)
-    .where(
-        Registration.session_id == SeatPool.session_id,
-        Registration.email_key == bindparam("email_key"),
-        Registration.status != CANCELLED,
-    )
-    .limit(1)
-    .scalar_subquery()
-)
-_WAITING = (
-    select(func.count())
-    .where(Registration.pool_id == SeatPool.id, Registration.status == WAITLISTED)
-    .scalar_subquery()
-)
-_AGENCY_HELD = (
-    select(func.count())
-    .where(
-        Registration.session_id == SeatPool.session_id,
-        Registration.agency_key == bindparam("agency_key"),
-        Registration.status == CONFIRMED,
-    )
-    .scalar_subquery()
-)
-# Everything register must know about the chosen pool, in one round trip. It runs after the
-# session row is locked, and every change to a session's seats and registrations takes that
-# lock first, so these counts cannot move before the transaction ends.
-_POOL_STATE = select(
-    SeatPool.id,
-    SeatPool.capacity,
-    SeatPool.confirmed,
-    _EMAIL_TAKEN.label("taken"),
-    _WAITING.label("waiting"),
-    _AGENCY_HELD.label("agency_held"),
-).where(
-    SeatPool.session_id == bindparam("session_id"),
-    SeatPool.attendance == bindparam("attendance"),
-)
-_TAKE_SEAT = (
-    update(SeatPool)
-    .where(SeatPool.id == bindparam("pool_id"), SeatPool.confirmed < SeatPool.capacity)
-    .values(confirmed=SeatPool.confirmed + 1)
-    .returning(SeatPool.confirmed)
-)
-_DRAW_TICKET = (
-    update(SeatPool)
-    .where(SeatPool.id == bindparam("pool_id"))
-    .values(waitlist_seq=SeatPool.waitlist_seq + 1)
-    .returning(SeatPool.waitlist_seq)
-)
-_INSERT_REGISTRATION = insert(Registration).returning(Registration.id)
+    session: Any = field(default=None, repr=False, compare=False)
 
 
 async def lock_session(conn: AsyncConnection, session_id: int) -> Row[*tuple[Any, ...]]:
     """Lock and return a training session's row; raises ``NotFound``."""
-    row = (await conn.execute(_LOCK_SESSION, {"session_id": session_id})).first()
+    row = (await conn.execute(LOCK_SESSION, {"session_id": session_id})).first()
     if row is None:
         raise NotFound("session", session_id)
     return row
 
 
-def check_open(session: Row[Any], now: datetime) -> None:
+def check_open(session: Any, now: datetime) -> None:
     """Raise ``Gone`` when a session takes no more registrations."""
     if session.status == CANCELLED:
         raise Gone("this session was cancelled")
@@ -174,101 +110,83 @@ async def register(
     session has no pool for that attendance) and ``DuplicateRegistration``.
     """
     now = now or utcnow()
+    if db.is_sqlite:
+        async with db.write() as conn:
+            return await _register(CoreTx(conn), session_id, person, reminder_offsets, now)
+    # PostgreSQL: the same round trips straight on asyncpg (see scheduler/register_tx.py).
+    async with db.driver_write() as driver:
+        return await _register(AsyncpgTx(driver), session_id, person, reminder_offsets, now)
+
+
+async def _register(
+    tx: RegisterTx,
+    session_id: int,
+    person: RegistrationInput,
+    reminder_offsets: tuple[timedelta, ...],
+    now: datetime,
+) -> Outcome:
     email_key = person.email.lower()
     agency_key = " ".join(person.agency.lower().split())
-    try:
-        async with db.write() as conn:
-            session = await lock_session(conn, session_id)
-            check_open(session, now)
-            pool = (
-                await conn.execute(
-                    _POOL_STATE,
-                    {
-                        "session_id": session_id,
-                        "attendance": person.attendance,
-                        "email_key": email_key,
-                        "agency_key": agency_key,
-                    },
-                )
-            ).first()
-            if pool is None:
-                offered = "in person" if session.mode == "in_person" else "virtually"
-                raise Invalid(
-                    {"attendance": f"this session is offered only {offered}"},
-                )
-            if pool.taken is not None:
-                raise DuplicateRegistration(person.email)
+    session = await tx.lock_session(session_id)
+    if session is None:
+        raise NotFound("session", session_id)
+    check_open(session, now)
+    pool = await tx.pool_state(session_id, person.attendance, email_key, agency_key)
+    if pool is None:
+        offered = "in person" if session.mode == "in_person" else "virtually"
+        raise Invalid({"attendance": f"this session is offered only {offered}"})
+    if pool.taken is not None:
+        raise DuplicateRegistration(person.email)
 
-            status = WAITLISTED
-            agency_full = (
-                session.max_per_agency is not None and pool.agency_held >= session.max_per_agency
-            )
-            if not agency_full and pool.confirmed < pool.capacity:
-                # Still the conditional UPDATE, so the seat count is guarded where it changes.
-                seat = await conn.execute(_TAKE_SEAT, {"pool_id": pool.id})
-                if seat.first() is not None:
-                    status = CONFIRMED
-            waitlist_seq = None
-            position = None
-            if status == WAITLISTED:
-                waitlist_seq = (await conn.execute(_DRAW_TICKET, {"pool_id": pool.id})).scalar_one()
-                # Every ticket already drawn is lower than this one, so the place is simply
-                # one behind everyone waiting (the same count waitlist_position makes).
-                position = int(pool.waiting) + 1
+    status = WAITLISTED
+    agency_full = session.max_per_agency is not None and pool.agency_held >= session.max_per_agency
+    # Still the conditional UPDATE, so the seat count is guarded where it changes.
+    if not agency_full and pool.confirmed < pool.capacity and await tx.take_seat(pool.id):
+        status = CONFIRMED
+    waitlist_seq = None
+    position = None
+    if status == WAITLISTED:
+        waitlist_seq = await tx.draw_ticket(pool.id)
+        # Every ticket already drawn is lower than this one, so the place is simply one behind
+        # everyone waiting (the same count waitlist_position makes).
+        position = int(pool.waiting) + 1
 
-            token = secrets.token_urlsafe(24)
-            registration_id = (
-                await conn.execute(
-                    _INSERT_REGISTRATION,
-                    {
-                        "session_id": session_id,
-                        "pool_id": pool.id,
-                        "attendance": person.attendance,
-                        "name": person.name,
-                        "email": person.email,
-                        "email_key": email_key,
-                        "agency": person.agency,
-                        "agency_key": agency_key,
-                        "rank": person.rank,
-                        "status": status,
-                        "waitlist_seq": waitlist_seq,
-                        "token": token,
-                        "created_at": now,
-                        "updated_at": now,
-                        "confirmed_at": now if status == CONFIRMED else None,
-                        "sequence": 0,
-                    },
-                )
-            ).scalar_one()
-
-            if status == CONFIRMED:
-                await _on_confirmed(
-                    conn,
-                    "confirmation",
-                    registration_id,
-                    person.email,
-                    session,
-                    reminder_offsets,
-                    now,
-                )
-            else:
-                await outbox.enqueue_many(
-                    conn,
-                    [
-                        {
-                            "kind": "waitlisted",
-                            "recipient": person.email,
-                            "registration_id": registration_id,
-                            "session_id": session_id,
-                            "payload": {"position": position},
-                        }
-                    ],
-                )
-    except IntegrityError as exc:
-        # The unique index is the backstop for invariant 2 should two writers ever interleave.
-        if "uq_registrations_active_email" in str(exc.orig) or "email_key" in str(exc.orig):
-            raise DuplicateRegistration(person.email) from exc
-        raise
+    token = secrets.token_urlsafe(24)
+    registration_id = await tx.insert_registration(
+        {
+            "session_id": session_id,
+            "pool_id": pool.id,
+            "attendance": person.attendance,
+            "name": person.name,
+            "email": person.email,
+            "email_key": email_key,
+            "agency": person.agency,
+            "agency_key": agency_key,
+            "rank": person.rank,
+            "status": status,
+            "waitlist_seq": waitlist_seq,
+            "token": token,
+            "created_at": now,
+            "updated_at": now,
+            "confirmed_at": now if status == CONFIRMED else None,
+            "sequence": 0,
+        }
+    )
+    if status == CONFIRMED:
+        rows = _confirmed_rows(
+            "confirmation", registration_id, person.email, session, reminder_offsets, now
+        )
+    else:
+        rows = [
+            {
+                "kind": "waitlisted",
+                "recipient": person.email,
+                "registration_id": registration_id,
+                "session_id": session_id,
+                "payload": {"position": position},
+            }
+        ]
+    await tx.enqueue(rows)
     return Outcome(registration_id, session_id, status, person.attendance, position, token, session)
 
 
@@ -293,30 +211,39 @@ async def _on_confirmed(
     kind: str,
     registration_id: int,
     email: str,
-    session: Row[Any],
+    session: Any,
     reminder_offsets: tuple[timedelta, ...],
     now: datetime,
 ) -> None:
-    # The news and its reminders are written in one statement.
-    await outbox.enqueue_many(
-        conn,
-        [
-            {
-                "kind": kind,
-                "recipient": email,
-                "registration_id": registration_id,
-                "session_id": session.id,
-            },
-            *reminders.reminder_rows(
-                recipient=email,
-                registration_id=registration_id,
-                session_id=session.id,
-                starts_at=session.starts_at,
-                offsets=reminder_offsets,
-                now=now,
-            ),
-        ],
-    )
+    rows = _confirmed_rows(kind, registration_id, email, session, reminder_offsets, now)
+    await outbox.enqueue_many(conn, rows)
+
+
+def _confirmed_rows(
+    kind: str,
+    registration_id: int,
+    email: str,
+    session: Any,
+    reminder_offsets: tuple[timedelta, ...],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The news of a seat and its reminders, written in one statement."""
+    return [
+        {
+            "kind": kind,
+            "recipient": email,
+            "registration_id": registration_id,
+            "session_id": session.id,
+        },
+        *reminders.reminder_rows(
+            recipient=email,
+            registration_id=registration_id,
+            session_id=session.id,
+            starts_at=session.starts_at,
+            offsets=reminder_offsets,
+            now=now,
+        ),
+    ]
 
 
 async def fill_from_waitlist(

@@ -20,13 +20,14 @@ What each client reads, and therefore what we write:
 from __future__ import annotations
 
 import calendar as stdlib_calendar
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from email.utils import parseaddr
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from icalendar import (
@@ -447,6 +448,26 @@ def registration_invite(
     return bytes(cal.to_ical())
 
 
+# What quote_plus leaves as it is: letters, digits and "_.-~"; a space becomes "+".
+_FORM_SAFE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~"
+_FORM_ASCII = {c: "+" if c == 32 else f"%{c:02X}" for c in range(128) if chr(c) not in _FORM_SAFE}
+_FORM_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-~ ]")
+
+
+def _quote_plus(text: str) -> str:
+    # urllib's quote_plus walks every byte in Python, a good part of a registration's CPU;
+    # str.translate does ASCII text in C, and other text escapes only what needs it.
+    if text.isascii():
+        return text.translate(_FORM_ASCII)
+    escaped = _FORM_UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m[0].encode()), text)
+    return escaped.replace(" ", "+")
+
+
+def form_encode(fields: dict[str, str]) -> str:
+    """``urllib.parse.urlencode(fields)``, for string values, without its per-byte loop."""
+    return "&".join(f"{_quote_plus(key)}={_quote_plus(value)}" for key, value in fields.items())
+
+
 def add_to_calendar_links(
     registration: Any, session: SessionView, settings: Settings
 ) -> dict[str, str]:
@@ -472,7 +493,7 @@ def add_to_calendar_links(
         where = location_text(session)
     start = session.starts_at.astimezone(UTC)
     end = session.ends_at.astimezone(UTC)
-    google = urlencode(
+    google = form_encode(
         {
             "action": "TEMPLATE",
             "text": session.course_title,
@@ -482,7 +503,7 @@ def add_to_calendar_links(
             "ctz": session.timezone,
         }
     )
-    outlook = urlencode(
+    outlook = form_encode(
         {
             "path": "/calendar/action/compose",
             "rru": "addevent",

@@ -18,10 +18,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notifications import outbox, reminders
 from notifications.models import utcnow
-from scheduler.booking import CANCELLED, CONFIRMED, WAITLISTED, fill_from_waitlist, lock_session
+from scheduler.booking import fill_from_waitlist, lock_session
 from scheduler.db import Database
 from scheduler.errors import AlreadyExists, CapacityBelowConfirmed, Conflict, Invalid, NotFound
-from scheduler.models import DELIVERY, MODES, Course, Registration, SeatPool, TrainingSession
+from scheduler.models import (
+    CANCELLED,
+    CONFIRMED,
+    DELIVERY,
+    MODES,
+    WAITLISTED,
+    Course,
+    Registration,
+    SeatPool,
+    TrainingSession,
+)
 from scheduler.validation import Fields
 
 POOLS_OF_MODE = {

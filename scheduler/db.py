@@ -17,10 +17,13 @@ from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from scheduler.errors import SchedulerError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -93,6 +96,54 @@ class Database:
                 await conn.execution_options(sqlite_immediate=True)
             async with conn.begin():
                 yield conn
+
+    @asynccontextmanager
+    async def driver_write(self) -> AsyncIterator[asyncpg.Connection]:
+        """A write transaction straight on a pooled asyncpg connection (PostgreSQL only).
+
+        For the hottest path, whose statements are plain SQL: SQLAlchemy still lends the
+        connection from its pool and takes it back, but no statement passes through it, so
+        this manages what the pool would: a connection goes back only when the transaction
+        ended cleanly or with an ordinary answer from the server (or a domain error). One that
+        broke, was cancelled mid-statement or met a bug is thrown away, because the pool cannot
+        see what state it is in. A pooled connection that died while idle is replaced once
+        before anything runs on it, so a database restart does not fail the next request.
+        """
+        if self.is_sqlite:
+            raise TypeError("driver_write() is for PostgreSQL; use write()")
+        conn, driver, transaction = await self._begin_on_driver()
+        try:
+            try:
+                yield driver
+            except BaseException as exc:
+                if _sound(exc):
+                    await transaction.rollback()
+                raise
+            await transaction.commit()
+        except BaseException as exc:
+            if not _sound(exc):
+                await conn.invalidate()
+            raise
+        finally:
+            await conn.close()
+
+    async def _begin_on_driver(self) -> tuple[AsyncConnection, asyncpg.Connection, Any]:
+        for attempt in (1, 2):
+            conn = await self.engine.connect()
+            try:
+                raw = await conn.get_raw_connection()
+                driver: asyncpg.Connection = raw.driver_connection
+                transaction = driver.transaction()
+                await transaction.start()
+            except BaseException as exc:
+                if not _sound(exc):
+                    await conn.invalidate()
+                await conn.close()
+                if attempt == 2 or _sound(exc) or not isinstance(exc, Exception):
+                    raise
+                continue
+            return conn, driver, transaction
+        raise AssertionError("unreachable")
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -176,6 +227,15 @@ class Database:
         await self.engine.dispose()
 
 
+def _sound(exc: BaseException) -> bool:
+    """Whether a connection that raised ``exc`` is still fit to go back into the pool.
+
+    Only an ordinary answer from the server (a constraint, a lock timeout) or one of our domain
+    errors says so; anything else may have left the protocol mid-message.
+    """
+    return isinstance(exc, SchedulerError | asyncpg.PostgresError) and not is_database_outage(exc)
+
+
 def is_database_outage(exc: BaseException) -> bool:
     """Whether ``exc`` means the database cannot be reached (down, restarting, pool exhausted).
 
@@ -200,6 +260,8 @@ def is_database_outage(exc: BaseException) -> bool:
             return True
         if isinstance(current, OSError | TimeoutError):
             return True  # refused, reset or timed out while talking to the server
+        if isinstance(current, asyncpg.InterfaceError) and _outage_message(str(current)):
+            return True  # a raw asyncpg connection (driver_write) that was closed under us
         state = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
         if isinstance(state, str) and state.startswith(_OUTAGE_SQLSTATES):
             return True

@@ -28,11 +28,10 @@ from notifications.messages import Invite, MailContent, MailPlan, Skip
 from notifications.models import utcnow
 from notifications.outbox import OutboxMessage
 from scheduler import calendar
-from scheduler.booking import CONFIRMED, WAITLISTED
 from scheduler.catalog import CourseView, SessionView, list_courses, load_sessions
 from scheduler.config import Settings
 from scheduler.db import Database
-from scheduler.models import Registration
+from scheduler.models import CONFIRMED, WAITLISTED, Registration
 
 # Kinds that carry an invite while the seat is confirmed, and the ones that withdraw it.
 _REQUEST_KINDS = ("confirmation", "promoted", "session_changed")

@@ -40,6 +40,10 @@ __all__ = [
 MODES = ("in_person", "virtual", "hybrid")
 ATTENDANCE = ("in_person", "virtual")
 DELIVERY = ("in_person", "virtual", "online")
+# A registration's status.
+CONFIRMED = "confirmed"
+WAITLISTED = "waitlisted"
+CANCELLED = "cancelled"
 
 
 class Course(Base):

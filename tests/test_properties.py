@@ -32,7 +32,7 @@ from hypothesis.stateful import (
 from sqlalchemy import select
 
 from notifications.models import Message
-from scheduler import booking, catalog
+from scheduler import booking, catalog, models
 from scheduler.db import Database
 from scheduler.errors import CapacityBelowConfirmed, Conflict, DuplicateRegistration, Gone
 from scheduler.models import Registration, SeatPool, TrainingSession
@@ -114,7 +114,7 @@ def machine_for(runner: asyncio.Runner, db: Database) -> type[RuleBasedStateMach
                 return
             token = self.tokens[pick % len(self.tokens)]
             outcome = self.run(booking.cancel(db, token, reminder_offsets=OFFSETS))
-            assert outcome.status == booking.CANCELLED
+            assert outcome.status == models.CANCELLED
 
         @rule(attendance=ATTENDANCE, capacity=st.integers(0, 4), act=st.integers(0, 2))
         def change_capacity(self, attendance: str, capacity: int, act: int) -> None:

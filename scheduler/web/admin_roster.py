@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from scheduler import booking, catalog
+from scheduler import booking, catalog, models
 from scheduler.errors import Conflict, Invalid, NotFound
 from scheduler.models import Registration
 from scheduler.web.api import roster_csv
@@ -41,9 +41,9 @@ def group_roster(
         groups.append(
             {
                 "pool": pool,
-                "confirmed": [e for e in mine if e["status"] == booking.CONFIRMED],
-                "waitlisted": [e for e in mine if e["status"] == booking.WAITLISTED],
-                "cancelled": [e for e in mine if e["status"] == booking.CANCELLED],
+                "confirmed": [e for e in mine if e["status"] == models.CONFIRMED],
+                "waitlisted": [e for e in mine if e["status"] == models.WAITLISTED],
+                "cancelled": [e for e in mine if e["status"] == models.CANCELLED],
             }
         )
     return groups

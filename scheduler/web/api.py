@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from notifications.models import utcnow
-from scheduler import booking, catalog, tokens
+from scheduler import booking, catalog, models, tokens
 from scheduler.calendar import add_to_calendar_links
 from scheduler.config import Settings
 from scheduler.errors import Invalid, NotFound
@@ -135,7 +135,7 @@ async def get_registration(request: Request) -> Response:
     body["session"] = session_json(session, settings, utcnow())
     body["calendar"] = add_to_calendar_links(outcome, session, settings)
     # Invariant 7: only a confirmed virtual registrant sees where to join.
-    if outcome.status == booking.CONFIRMED and outcome.attendance == "virtual":
+    if outcome.status == models.CONFIRMED and outcome.attendance == "virtual":
         body["join_url"] = session.join_url
     return JSONResponse(body)
 

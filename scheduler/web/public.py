@@ -14,7 +14,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from notifications.models import utcnow
-from scheduler import booking, catalog
+from scheduler import booking, catalog, models
 from scheduler.calendar import add_to_calendar_links
 from scheduler.catalog import SessionView
 from scheduler.errors import DuplicateRegistration, Gone, Invalid, NotFound
@@ -147,7 +147,7 @@ async def _registration_page(request: Request, template: str) -> Response:
         return error_page(request, 404, "Not found", "This registration link is not valid.")
     registration, outcome, session = found
     now = utcnow()
-    show_join = outcome.status == booking.CONFIRMED and outcome.attendance == "virtual"
+    show_join = outcome.status == models.CONFIRMED and outcome.attendance == "virtual"
     return render(
         request,
         template,
@@ -157,7 +157,7 @@ async def _registration_page(request: Request, template: str) -> Response:
             "outcome": outcome,
             "session": session,
             "join_url": session.join_url if show_join else None,
-            "can_cancel": outcome.status != booking.CANCELLED and now < session.starts_at,
+            "can_cancel": outcome.status != models.CANCELLED and now < session.starts_at,
             "manage_url": manage_url(_settings(request), outcome.token),
             "calendar": add_to_calendar_links(registration, session, _settings(request)),
         },

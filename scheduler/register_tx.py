@@ -1,0 +1,324 @@
+"""The round trips of one registration, on SQLAlchemy Core or straight on asyncpg.
+
+``booking.register`` holds the logic (invariants 1-3); it asks the database through one of the
+two classes here, which issue the same statements:
+
+- ``CoreTx`` runs them through SQLAlchemy on a ``Database.write()`` connection. SQLite uses it.
+- ``AsyncpgTx`` runs them as plain SQL on the asyncpg connection under a
+  ``Database.driver_write()`` transaction. PostgreSQL uses it: registration is the hottest path
+  of the service, and SQLAlchemy's per-statement work cost more CPU than the database's own
+  (``bench/bench_registration.py`` measures the path against exactly these statements).
+
+Both raise ``DuplicateRegistration`` when the partial unique index on (session, email) refuses
+a second active registration, the backstop for invariant 2.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import asyncpg
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from notifications import outbox
+from scheduler.errors import DuplicateRegistration
+from scheduler.models import (
+    CANCELLED,
+    CONFIRMED,
+    WAITLISTED,
+    Course,
+    Registration,
+    SeatPool,
+    TrainingSession,
+)
+
+EMAIL_INDEX = "uq_registrations_active_email"
+
+
+class RegisterTx(Protocol):
+    """What register asks of the database, one method per round trip."""
+
+    async def lock_session(self, session_id: int) -> Any | None:
+        """The session's row with ``course_slug`` and ``course_title``, locked; or None."""
+
+    async def pool_state(
+        self, session_id: int, attendance: str, email_key: str, agency_key: str
+    ) -> Any | None:
+        """The pool's id, capacity, confirmed, ``taken`` (an active registration of this
+        email in the session, or None), ``waiting`` and ``agency_held``; or None."""
+
+    async def take_seat(self, pool_id: int) -> bool:
+        """Take a seat if one is free, by a conditional UPDATE."""
+
+    async def draw_ticket(self, pool_id: int) -> int:
+        """The pool's next waitlist ticket."""
+
+    async def insert_registration(self, values: dict[str, Any]) -> int:
+        """Insert a registration; raises ``DuplicateRegistration``."""
+
+    async def enqueue(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Write outbox messages (rows as ``outbox.enqueue_many`` takes them)."""
+
+
+# -- SQLAlchemy Core ------------------------------------------------------------------------------
+# Built once: building a statement costs about as much CPU as running it.
+
+# The session with its course's slug and title, so a caller can describe the session without
+# reading it again (catalog.session_view). Only the session's row is locked.
+LOCK_SESSION = (
+    select(TrainingSession, Course.slug.label("course_slug"), Course.title.label("course_title"))
+    .join(Course, Course.id == TrainingSession.course_id)
+    .where(TrainingSession.id == bindparam("session_id"))
+    .with_for_update(of=TrainingSession)
+)
+_EMAIL_TAKEN = (
+    select(Registration.id)
+    .where(
+        Registration.session_id == SeatPool.session_id,
+        Registration.email_key == bindparam("email_key"),
+        Registration.status != CANCELLED,
+    )
+    .limit(1)
+    .scalar_subquery()
+)
+_WAITING = (
+    select(func.count())
+    .where(Registration.pool_id == SeatPool.id, Registration.status == WAITLISTED)
+    .scalar_subquery()
+)
+_AGENCY_HELD = (
+    select(func.count())
+    .where(
+        Registration.session_id == SeatPool.session_id,
+        Registration.agency_key == bindparam("agency_key"),
+        Registration.status == CONFIRMED,
+    )
+    .scalar_subquery()
+)
+# Everything register must know about the chosen pool, in one round trip. It runs after the
+# session row is locked, and every change to a session's seats and registrations takes that
+# lock first, so these counts cannot move before the transaction ends.
+_POOL_STATE = select(
+    SeatPool.id,
+    SeatPool.capacity,
+    SeatPool.confirmed,
+    _EMAIL_TAKEN.label("taken"),
+    _WAITING.label("waiting"),
+    _AGENCY_HELD.label("agency_held"),
+).where(
+    SeatPool.session_id == bindparam("session_id"),
+    SeatPool.attendance == bindparam("attendance"),
+)
+_TAKE_SEAT = (
+    update(SeatPool)
+    .where(SeatPool.id == bindparam("pool_id"), SeatPool.confirmed < SeatPool.capacity)
+    .values(confirmed=SeatPool.confirmed + 1)
+    .returning(SeatPool.confirmed)
+)
+_DRAW_TICKET = (
+    update(SeatPool)
+    .where(SeatPool.id == bindparam("pool_id"))
+    .values(waitlist_seq=SeatPool.waitlist_seq + 1)
+    .returning(SeatPool.waitlist_seq)
+)
+_INSERT_REGISTRATION = insert(Registration).returning(Registration.id)
+
+
+class CoreTx:
+    """Register's statements through SQLAlchemy, on a connection inside ``Database.write()``."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def lock_session(self, session_id: int) -> Any | None:
+        return (await self.conn.execute(LOCK_SESSION, {"session_id": session_id})).first()
+
+    async def pool_state(
+        self, session_id: int, attendance: str, email_key: str, agency_key: str
+    ) -> Any | None:
+        params = {
+            "session_id": session_id,
+            "attendance": attendance,
+            "email_key": email_key,
+            "agency_key": agency_key,
+        }
+        return (await self.conn.execute(_POOL_STATE, params)).first()
+
+    async def take_seat(self, pool_id: int) -> bool:
+        return (await self.conn.execute(_TAKE_SEAT, {"pool_id": pool_id})).first() is not None
+
+    async def draw_ticket(self, pool_id: int) -> int:
+        return int((await self.conn.execute(_DRAW_TICKET, {"pool_id": pool_id})).scalar_one())
+
+    async def insert_registration(self, values: dict[str, Any]) -> int:
+        try:
+            return int((await self.conn.execute(_INSERT_REGISTRATION, values)).scalar_one())
+        except IntegrityError as exc:
+            if EMAIL_INDEX in str(exc.orig) or "email_key" in str(exc.orig):
+                raise DuplicateRegistration(values["email"]) from exc
+            raise
+
+    async def enqueue(self, rows: Sequence[dict[str, Any]]) -> None:
+        await outbox.enqueue_many(self.conn, rows)
+
+
+# -- asyncpg --------------------------------------------------------------------------------------
+# The same statements as PostgreSQL text. Timestamps are naive UTC in the tables (UTCDateTime).
+
+LOCK_SESSION_SQL = """
+SELECT training_sessions.*, courses.slug AS course_slug, courses.title AS course_title
+  FROM training_sessions JOIN courses ON courses.id = training_sessions.course_id
+ WHERE training_sessions.id = $1 FOR UPDATE OF training_sessions
+"""
+POOL_STATE_SQL = """
+SELECT p.id, p.capacity, p.confirmed,
+       (SELECT r.id FROM registrations r WHERE r.session_id = p.session_id
+           AND r.email_key = $3 AND r.status != 'cancelled' LIMIT 1) AS taken,
+       (SELECT count(*) FROM registrations r
+         WHERE r.pool_id = p.id AND r.status = 'waitlisted') AS waiting,
+       (SELECT count(*) FROM registrations r WHERE r.session_id = p.session_id
+           AND r.agency_key = $4 AND r.status = 'confirmed') AS agency_held
+  FROM seat_pools p WHERE p.session_id = $1 AND p.attendance = $2
+"""
+TAKE_SEAT_SQL = (
+    "UPDATE seat_pools SET confirmed = confirmed + 1 "
+    "WHERE id = $1 AND confirmed < capacity RETURNING confirmed"
+)
+DRAW_TICKET_SQL = (
+    "UPDATE seat_pools SET waitlist_seq = waitlist_seq + 1 WHERE id = $1 RETURNING waitlist_seq"
+)
+REGISTRATION_COLUMNS = (
+    "session_id",
+    "pool_id",
+    "attendance",
+    "name",
+    "email",
+    "email_key",
+    "agency",
+    "agency_key",
+    "rank",
+    "status",
+    "waitlist_seq",
+    "token",
+    "created_at",
+    "updated_at",
+    "confirmed_at",
+    "sequence",
+)
+_TIMES = frozenset({"created_at", "updated_at", "confirmed_at"})
+INSERT_REGISTRATION_SQL = (
+    f"INSERT INTO registrations ({', '.join(REGISTRATION_COLUMNS)}) "
+    f"VALUES ({', '.join(f'${n}' for n in range(1, len(REGISTRATION_COLUMNS) + 1))}) "
+    "RETURNING id"
+)
+# AsyncpgTx.enqueue passes the values in this order.
+MESSAGE_COLUMNS = (
+    "kind",
+    "recipient",
+    "registration_id",
+    "session_id",
+    "payload",
+    "due_at",
+    "status",
+    "attempts",
+    "created_at",
+)
+INSERT_MESSAGES_SQL = (
+    f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) "
+    f"VALUES ({', '.join(f'${n}' for n in range(1, len(MESSAGE_COLUMNS) + 1))})"
+)
+
+
+def to_column(value: Any) -> Any:
+    """A value as a table column holds it: aware datetimes become naive UTC."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+class Record:
+    """An asyncpg row read like a SQLAlchemy one: by attribute, datetimes aware in UTC."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, row: asyncpg.Record) -> None:
+        self._values = {
+            key: value.replace(tzinfo=UTC) if isinstance(value, datetime) else value
+            for key, value in row.items()
+        }
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+class AsyncpgTx:
+    """Register's statements as plain SQL on asyncpg, inside ``Database.driver_write()``."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def lock_session(self, session_id: int) -> Any | None:
+        row = await self.conn.fetchrow(LOCK_SESSION_SQL, session_id)
+        return None if row is None else Record(row)
+
+    async def pool_state(
+        self, session_id: int, attendance: str, email_key: str, agency_key: str
+    ) -> Any | None:
+        row = await self.conn.fetchrow(
+            POOL_STATE_SQL, session_id, attendance, email_key, agency_key
+        )
+        return None if row is None else Record(row)
+
+    async def take_seat(self, pool_id: int) -> bool:
+        return await self.conn.fetchval(TAKE_SEAT_SQL, pool_id) is not None
+
+    async def draw_ticket(self, pool_id: int) -> int:
+        return int(await self.conn.fetchval(DRAW_TICKET_SQL, pool_id))
+
+    async def insert_registration(self, values: dict[str, Any]) -> int:
+        try:
+            return int(
+                await self.conn.fetchval(
+                    INSERT_REGISTRATION_SQL,
+                    *(
+                        to_column(values[column]) if column in _TIMES else values[column]
+                        for column in REGISTRATION_COLUMNS
+                    ),
+                )
+            )
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name == EMAIL_INDEX:
+                raise DuplicateRegistration(values["email"]) from exc
+            raise
+
+    async def enqueue(self, rows: Sequence[dict[str, Any]]) -> None:
+        messages = outbox.message_values(rows)
+        if not messages:
+            return
+        await self.conn.executemany(
+            INSERT_MESSAGES_SQL,
+            [
+                (
+                    m["kind"],
+                    m["recipient"],
+                    m["registration_id"],
+                    m["session_id"],
+                    json.dumps(m["payload"]),
+                    to_column(m["due_at"]),
+                    m["status"],
+                    m["attempts"],
+                    to_column(m["created_at"]),
+                )
+                for m in messages
+            ],
+        )

@@ -1,0 +1,189 @@
+"""Register's two ways to the database: SQLAlchemy Core (SQLite) and plain asyncpg (PostgreSQL).
+
+The race tests show the logic; these show what is particular to the asyncpg path: the unique
+index still answers 409, and a connection that failed or was cancelled mid-transaction never
+goes back into the pool to spoil the next registration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+from notifications.models import Message
+from scheduler import booking, catalog
+from scheduler.db import Database, is_database_outage
+from scheduler.errors import DuplicateRegistration
+from scheduler.models import Registration, SeatPool
+from scheduler.register_tx import AsyncpgTx, CoreTx
+from tests.helpers import session_body
+
+OFFSETS = ()
+
+
+def person(n: int) -> booking.RegistrationInput:
+    return booking.RegistrationInput(
+        name=f"Officer {n}", email=f"o{n}@example.org", agency="Albany PD", attendance="in_person"
+    )
+
+
+async def new_session(db: Database, seats: int = 5) -> int:
+    await catalog.create_course(db, {"slug": "managing-bias", "title": "Managing Bias"})
+    return (await catalog.create_session(db, "managing-bias", session_body(in_person=seats))).id
+
+
+def values(session_id: int, pool_id: int, email: str) -> dict[str, object]:
+    now = datetime.now(UTC)
+    return {
+        "session_id": session_id,
+        "pool_id": pool_id,
+        "attendance": "in_person",
+        "name": "Officer",
+        "email": email,
+        "email_key": email.lower(),
+        "agency": "Albany PD",
+        "agency_key": "albany pd",
+        "rank": None,
+        "status": "confirmed",
+        "waitlist_seq": None,
+        "token": email,  # unique, like a real token
+        "created_at": now,
+        "updated_at": now,
+        "confirmed_at": now,
+        "sequence": 0,
+    }
+
+
+async def test_the_unique_index_answers_duplicate_on_either_path(db: Database) -> None:
+    """Below the session lock's check, the index itself still refuses a second active row."""
+    session_id = await new_session(db)
+    async with db.read() as conn:
+        pool_id = (
+            await conn.execute(select(SeatPool.id).where(SeatPool.session_id == session_id))
+        ).scalar_one()
+
+    async def insert(email: str) -> int:
+        if db.is_sqlite:
+            async with db.write() as conn:
+                return await CoreTx(conn).insert_registration(values(session_id, pool_id, email))
+        async with db.driver_write() as driver:
+            return await AsyncpgTx(driver).insert_registration(values(session_id, pool_id, email))
+
+    await insert("first@example.org")
+    with pytest.raises(DuplicateRegistration):
+        await insert("FIRST@example.org")
+    async with db.read() as conn:
+        count = len((await conn.execute(select(Registration.id))).all())
+    assert count == 1
+
+
+@pytest.mark.postgres
+async def test_pooled_connections_killed_while_idle_are_replaced_before_a_registration(
+    postgres_url: str,
+) -> None:
+    """After a database restart the pool holds dead connections; none may fail a request."""
+    db = Database.from_url(postgres_url, pool_size=1)
+    try:
+        session_id = await new_session(db)
+        url = make_url(postgres_url)
+        for n in range(1, 6):
+            outcome = await booking.register(db, session_id, person(n), reminder_offsets=OFFSETS)
+            assert outcome.status == "confirmed"
+            admin = await asyncpg.connect(host=url.host, port=url.port, user=url.username)
+            try:
+                killed = await admin.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = $1",
+                    url.database,
+                )
+            finally:
+                await admin.close()
+            assert killed >= 1
+    finally:
+        await db.dispose()
+    check = Database.from_url(postgres_url)
+    try:
+        async with check.read() as conn:
+            emails = (await conn.execute(select(Registration.email))).scalars().all()
+    finally:
+        await check.dispose()
+    assert sorted(emails) == [f"o{n}@example.org" for n in range(1, 6)]
+
+
+@pytest.mark.postgres
+async def test_a_connection_killed_mid_registration_is_an_outage_and_is_not_pooled(
+    postgres_url: str,
+) -> None:
+    db = Database.from_url(postgres_url, pool_size=1)
+    url = make_url(postgres_url)
+    try:
+        session_id = await new_session(db)
+        holder = await asyncpg.connect(
+            host=url.host, port=url.port, user=url.username, database=url.database
+        )
+        try:
+            async with holder.transaction():
+                await holder.execute(
+                    "SELECT id FROM training_sessions WHERE id = $1 FOR UPDATE", session_id
+                )
+                waiting = asyncio.create_task(
+                    booking.register(db, session_id, person(1), reminder_offsets=OFFSETS)
+                )
+                await asyncio.sleep(0.3)  # blocked on the session's row lock, inside BEGIN
+                await holder.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    url.database,
+                )
+                with pytest.raises(Exception) as failed:
+                    await waiting
+        finally:
+            await holder.close()
+        assert is_database_outage(failed.value)  # so the web layer answers 503, not 500
+        again = await booking.register(db, session_id, person(1), reminder_offsets=OFFSETS)
+        assert again.status == "confirmed"
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_registration_cancelled_while_waiting_for_the_lock_leaves_nothing(
+    postgres_url: str,
+) -> None:
+    """A client that hangs up mid-registration: its transaction rolls back, its connection goes."""
+    db = Database.from_url(postgres_url, pool_size=1)
+    url = make_url(postgres_url)
+    try:
+        session_id = await new_session(db)
+        holder = await asyncpg.connect(
+            host=url.host, port=url.port, user=url.username, database=url.database
+        )
+        try:
+            async with holder.transaction():
+                await holder.execute(
+                    "SELECT id FROM training_sessions WHERE id = $1 FOR UPDATE", session_id
+                )
+                waiting = asyncio.create_task(
+                    booking.register(db, session_id, person(1), reminder_offsets=OFFSETS)
+                )
+                await asyncio.sleep(0.3)  # it is now blocked on the session's row lock
+                assert not waiting.done()
+                waiting.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await waiting
+        finally:
+            await holder.close()
+        after = await booking.register(db, session_id, person(2), reminder_offsets=OFFSETS)
+        assert after.status == "confirmed"
+        async with db.read() as conn:
+            emails = (await conn.execute(select(Registration.email))).scalars().all()
+            kinds = (await conn.execute(select(Message.recipient))).scalars().all()
+        assert emails == ["o2@example.org"]
+        assert set(kinds) == {"o2@example.org"}
+    finally:
+        await db.dispose()

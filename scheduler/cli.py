@@ -198,13 +198,12 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         workers=args.workers,
         proxy_headers=True,
         forwarded_allow_ips=settings.trusted_proxies,
-        # Against slow or idle clients: drop idle keep-alive connections after 5 s, cap
-        # headers at 16 KiB, and refuse (503) beyond 1000 connections per worker. The header
-        # cap is an h11 setting (httptools has none), hence h11 even where httptools exists.
-        http="h11",
+        # Against slow or idle clients: drop idle keep-alive connections after 5 s, cap a
+        # request's head at 20 KiB, and refuse (503) beyond 1000 connections per worker.
+        # httptools parses in C; it has no head cap of its own, hence our subclass.
+        http="scheduler.web.protocol:CappedHttpToolsProtocol",
         timeout_keep_alive=5,
         limit_concurrency=1000,
-        h11_max_incomplete_event_size=16 * 1024,
         timeout_graceful_shutdown=20,
         log_config=logs.log_config(settings.log_format),
         log_level="info",

@@ -29,7 +29,6 @@ import httpx
 REGISTRATIONS = int(os.environ.get("BENCH_SCALEOUT_REGISTRATIONS", "800"))
 SESSIONS = 40
 CONCURRENCY = 32
-TARGET_RATIO = 1.0
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 
 
@@ -200,8 +199,10 @@ async def run() -> list[dict[str, Any]]:
             "value": two,
             "floor": one,
             "ratio": ratio,
-            "target": f">= {TARGET_RATIO}",
-            "ok": ratio >= TARGET_RATIO and one_ok and two_ok,
+            # A figure, as the issue asks: on two cores the load generator, PostgreSQL and
+            # the instances share the cores, so the ratio shows contention, not capacity.
+            "target": "(figure)",
+            "ok": one_ok and two_ok,
         },
         {
             "benchmark": "scaleout",

@@ -39,11 +39,13 @@ def create_app(settings: Settings) -> Starlette:
             await jobs.stop()
             await db.dispose()
 
+    # Routes are tried in order: calendar feeds first, as every subscribed calendar polls
+    # them, then the API with registration, then the pages.
     routes = [
+        *feeds.routes,
         *metrics.routes,
         *openapi.routes,
         *api.routes,
-        *feeds.routes,
         *public.routes,
         *admin.routes,
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),

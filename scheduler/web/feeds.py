@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from datetime import UTC
 from email.utils import format_datetime, parsedate_to_datetime
+from functools import lru_cache
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -94,6 +95,11 @@ def _not_modified(request: Request, fp: Fingerprint) -> bool:
 
 
 def _headers(fp: Fingerprint, filename: str) -> dict[str, str]:
+    return dict(_headers_of(fp, filename))  # a copy: the 304 path drops one
+
+
+@lru_cache(maxsize=256)
+def _headers_of(fp: Fingerprint, filename: str) -> dict[str, str]:
     headers = {
         "ETag": fp.etag,
         # Store, but ask us every time: the ETag makes asking cheap and answers stay fresh.

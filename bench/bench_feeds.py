@@ -45,6 +45,7 @@ SESSIONS = 500
 ZONES = ("America/Chicago", "America/New_York", "America/Los_Angeles")
 REQUESTS = 300
 ROUNDS = 5
+COLD_ROUNDS = 5
 
 
 async def seed(db: Database) -> None:
@@ -210,7 +211,7 @@ def measure(url: str) -> list[dict[str, Any]]:
             try:
                 await seed(db)
                 cold_times, direct_times = [], []
-                for _ in range(3):
+                for _ in range(COLD_ROUNDS):  # interleaved; the best of each
                     started = time.perf_counter()
                     body = await cold_render(db, settings)
                     cold_times.append(time.perf_counter() - started)

@@ -8,6 +8,8 @@ goes back into the pool to spoil the next registration.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import asyncpg
@@ -115,35 +117,47 @@ async def test_pooled_connections_killed_while_idle_are_replaced_before_a_regist
     assert sorted(emails) == [f"o{n}@example.org" for n in range(1, 6)]
 
 
+@asynccontextmanager
+async def registration_stuck_on_the_lock(
+    postgres_url: str, db: Database, session_id: int
+) -> AsyncIterator[tuple[asyncpg.Connection, asyncio.Task[booking.Outcome]]]:
+    """A registration blocked on the session's row lock, which another connection holds."""
+    url = make_url(postgres_url)
+    holder = await asyncpg.connect(
+        host=url.host, port=url.port, user=url.username, database=url.database
+    )
+    try:
+        async with holder.transaction():
+            await holder.execute(
+                "SELECT id FROM training_sessions WHERE id = $1 FOR UPDATE", session_id
+            )
+            waiting = asyncio.create_task(
+                booking.register(db, session_id, person(1), reminder_offsets=OFFSETS)
+            )
+            await asyncio.sleep(0.3)  # it is now blocked on the lock, inside its BEGIN
+            assert not waiting.done()
+            yield holder, waiting
+    finally:
+        await holder.close()
+
+
 @pytest.mark.postgres
 async def test_a_connection_killed_mid_registration_is_an_outage_and_is_not_pooled(
     postgres_url: str,
 ) -> None:
     db = Database.from_url(postgres_url, pool_size=1)
-    url = make_url(postgres_url)
     try:
         session_id = await new_session(db)
-        holder = await asyncpg.connect(
-            host=url.host, port=url.port, user=url.username, database=url.database
-        )
-        try:
-            async with holder.transaction():
-                await holder.execute(
-                    "SELECT id FROM training_sessions WHERE id = $1 FOR UPDATE", session_id
-                )
-                waiting = asyncio.create_task(
-                    booking.register(db, session_id, person(1), reminder_offsets=OFFSETS)
-                )
-                await asyncio.sleep(0.3)  # blocked on the session's row lock, inside BEGIN
-                await holder.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = $1 AND pid <> pg_backend_pid()",
-                    url.database,
-                )
-                with pytest.raises(Exception) as failed:
-                    await waiting
-        finally:
-            await holder.close()
+        async with registration_stuck_on_the_lock(postgres_url, db, session_id) as (
+            holder,
+            waiting,
+        ):
+            await holder.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            with pytest.raises(Exception) as failed:
+                await waiting
         assert is_database_outage(failed.value)  # so the web layer answers 503, not 500
         again = await booking.register(db, session_id, person(1), reminder_offsets=OFFSETS)
         assert again.status == "confirmed"
@@ -157,27 +171,12 @@ async def test_a_registration_cancelled_while_waiting_for_the_lock_leaves_nothin
 ) -> None:
     """A client that hangs up mid-registration: its transaction rolls back, its connection goes."""
     db = Database.from_url(postgres_url, pool_size=1)
-    url = make_url(postgres_url)
     try:
         session_id = await new_session(db)
-        holder = await asyncpg.connect(
-            host=url.host, port=url.port, user=url.username, database=url.database
-        )
-        try:
-            async with holder.transaction():
-                await holder.execute(
-                    "SELECT id FROM training_sessions WHERE id = $1 FOR UPDATE", session_id
-                )
-                waiting = asyncio.create_task(
-                    booking.register(db, session_id, person(1), reminder_offsets=OFFSETS)
-                )
-                await asyncio.sleep(0.3)  # it is now blocked on the session's row lock
-                assert not waiting.done()
-                waiting.cancel()
-                with pytest.raises(asyncio.CancelledError):
-                    await waiting
-        finally:
-            await holder.close()
+        async with registration_stuck_on_the_lock(postgres_url, db, session_id) as (_, waiting):
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
         after = await booking.register(db, session_id, person(2), reminder_offsets=OFFSETS)
         assert after.status == "confirmed"
         async with db.read() as conn:

@@ -11,9 +11,11 @@ another instance's change.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import UTC
 from email.utils import format_datetime, parsedate_to_datetime
 from functools import lru_cache
+from typing import TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -27,6 +29,7 @@ from scheduler.db import Database
 from scheduler.subscriptions import FeedFilter, Fingerprint, FreshFingerprints
 
 CALENDAR_TYPE = "text/calendar; charset=utf-8"
+T = TypeVar("T")
 
 
 class FeedCache:
@@ -58,22 +61,22 @@ class FeedCache:
             self._entries.popitem(last=False)
 
 
+def _per_process(request: Request, name: str, make: Callable[[], T]) -> T:
+    # Made on first use and kept for the life of the process. Both of these only save work:
+    # the database's change token, not process memory, decides what is fresh.
+    found: T | None = getattr(request.app.state, name, None)
+    if found is None:
+        found = make()
+        setattr(request.app.state, name, found)
+    return found
+
+
 def _cache(request: Request) -> FeedCache:
-    # Per process, made on first use: it only ever saves work, never decides freshness.
-    cache: FeedCache | None = getattr(request.app.state, "feed_cache", None)
-    if cache is None:
-        cache = FeedCache()
-        request.app.state.feed_cache = cache
-    return cache
+    return _per_process(request, "feed_cache", FeedCache)
 
 
 def _fingerprints(request: Request) -> FreshFingerprints:
-    # Per process too; the database's change token decides whether an entry may be reused.
-    known: FreshFingerprints | None = getattr(request.app.state, "feed_fingerprints", None)
-    if known is None:
-        known = FreshFingerprints()
-        request.app.state.feed_fingerprints = known
-    return known
+    return _per_process(request, "feed_fingerprints", FreshFingerprints)
 
 
 def _not_modified(request: Request, fp: Fingerprint) -> bool:

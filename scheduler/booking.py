@@ -206,19 +206,6 @@ async def waitlist_position(conn: AsyncConnection, pool_id: int, waitlist_seq: i
     return int(ahead)
 
 
-async def _on_confirmed(
-    conn: AsyncConnection,
-    kind: str,
-    registration_id: int,
-    email: str,
-    session: Any,
-    reminder_offsets: tuple[timedelta, ...],
-    now: datetime,
-) -> None:
-    rows = _confirmed_rows(kind, registration_id, email, session, reminder_offsets, now)
-    await outbox.enqueue_many(conn, rows)
-
-
 def _confirmed_rows(
     kind: str,
     registration_id: int,
@@ -291,8 +278,11 @@ async def fill_from_waitlist(
                     continue
                 agency_counts[person.agency_key] = agency_counts.get(person.agency_key, 0) + 1
             await _promote(conn, pool.id, person.id)
-            await _on_confirmed(
-                conn, "promoted", person.id, person.email, session, reminder_offsets, now
+            await outbox.enqueue_many(
+                conn,
+                _confirmed_rows(
+                    "promoted", person.id, person.email, session, reminder_offsets, now
+                ),
             )
             promoted.append(person.id)
             free -= 1
@@ -475,14 +465,11 @@ async def promote_by_hand(
                 {f"{registration.attendance}_capacity": "no free seat; raise the capacity"},
             )
         await _promote(conn, registration.pool_id, registration.id)
-        await _on_confirmed(
+        await outbox.enqueue_many(
             conn,
-            "promoted",
-            registration.id,
-            registration.email,
-            session,
-            reminder_offsets,
-            now,
+            _confirmed_rows(
+                "promoted", registration.id, registration.email, session, reminder_offsets, now
+            ),
         )
         return Outcome(
             registration.id,

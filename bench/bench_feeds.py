@@ -35,11 +35,11 @@ import icalendar
 from sqlalchemy import insert, select
 
 from bench import common
-from scheduler import calendar, catalog, migrate, subscriptions
+from scheduler import calendar, catalog, feed_content, migrate
 from scheduler.config import Settings
 from scheduler.db import Database
+from scheduler.feed_content import FeedFilter
 from scheduler.models import Course, SeatPool, TrainingSession
-from scheduler.subscriptions import FeedFilter
 
 SESSIONS = 500
 ZONES = ("America/Chicago", "America/New_York", "America/Los_Angeles")
@@ -176,9 +176,9 @@ async def cold_render(db: Database, settings: Settings) -> bytes:
     calendar.vtimezone.cache_clear()
     feed = FeedFilter(course_slug="managing-bias")
     now = datetime.now(UTC)
-    async with subscriptions.snapshot(db) as conn:
-        await subscriptions.fingerprint(conn, feed, now, base_url=settings.base_url)
-        return await subscriptions.render(conn, feed, settings, now)
+    async with feed_content.snapshot(db) as conn:
+        await feed_content.fingerprint(conn, feed, now, base_url=settings.base_url)
+        return await feed_content.render(conn, feed, settings, now)
 
 
 def run() -> list[dict[str, Any]]:

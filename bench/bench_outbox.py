@@ -121,7 +121,7 @@ async def _floor(db_url: str, smtp_url: str, folder: Path) -> float:
     from notifications.outbox import OutboxMessage
     from notifications.transports import MemoryTransport
     from scheduler.db import Database
-    from scheduler.mailing import MailContextProvider
+    from scheduler.mail_content import MailContextProvider
 
     settings = _settings(db_url, smtp_url, folder)
     db = Database.from_url(db_url)

@@ -34,7 +34,7 @@ from bench.common import (
     sqlalchemy_url,
     throwaway_database,
 )
-from scheduler.register_tx import (
+from scheduler.registration_sql import (
     DRAW_TICKET_SQL,
     INSERT_MESSAGES_SQL,
     INSERT_REGISTRATION_SQL,
@@ -135,7 +135,7 @@ async def service_burst(
 
 
 # -- the floor: booking.register's statements, straight through asyncpg -----------------------
-# The very SQL the service sends on PostgreSQL (scheduler/register_tx.py), with nothing around it.
+# The very SQL the service sends on PostgreSQL (scheduler/registration_sql.py), with nothing around it.
 
 
 async def floor_register(conn: asyncpg.Connection, session_id: int, person: dict[str, str]) -> str:

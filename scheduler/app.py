@@ -16,8 +16,8 @@ from scheduler.db import Database
 from scheduler.jobs import Jobs
 from scheduler.web import admin, api, feeds, metrics, openapi, public
 from scheduler.web.auth import LoginThrottle, session_middleware
+from scheduler.web.body_limit import BodyLimitMiddleware
 from scheduler.web.errors import EXCEPTION_HANDLERS
-from scheduler.web.limits import BodyLimitMiddleware
 from scheduler.web.middleware import RequestMiddleware
 from scheduler.web.pages import STATIC_DIR, SecurityHeadersMiddleware, make_templates
 

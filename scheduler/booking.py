@@ -33,7 +33,7 @@ from scheduler.errors import (
     SchedulerError,
 )
 from scheduler.models import ATTENDANCE, CANCELLED, CONFIRMED, WAITLISTED, Registration, SeatPool
-from scheduler.register_tx import (
+from scheduler.registration_sql import (
     LOCK_SESSION,
     AsyncpgTx,
     CoreTx,
@@ -113,7 +113,7 @@ async def register(
     if db.is_sqlite:
         async with db.write() as conn:
             return await _register(CoreTx(conn), session_id, person, reminder_offsets, now)
-    # PostgreSQL: the same round trips straight on asyncpg (see scheduler/register_tx.py).
+    # PostgreSQL: the same round trips straight on asyncpg (see scheduler/registration_sql.py).
     async with db.driver_write() as driver:
         return await _register(AsyncpgTx(driver), session_id, person, reminder_offsets, now)
 

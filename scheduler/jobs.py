@@ -22,7 +22,7 @@ from notifications.messages import Mailer
 from notifications.transports import FileTransport, SmtpTransport, Transport
 from scheduler.config import Settings
 from scheduler.db import Database, is_database_outage
-from scheduler.mailing import MailContextProvider
+from scheduler.mail_content import MailContextProvider
 
 log = logging.getLogger("scheduler.jobs")
 

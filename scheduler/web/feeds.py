@@ -1,7 +1,7 @@
 """Calendar endpoints: course feeds, the all-courses feed, and a registrant's own invite.
 
 Feeds answer conditional requests from a fingerprint of database state
-(``subscriptions.fingerprint``): a matching ``If-None-Match`` (or, without one,
+(``feed_content.fingerprint``): a matching ``If-None-Match`` (or, without one,
 ``If-Modified-Since``) gets a 304 without rendering, and an unchanged feed is served from bytes
 rendered earlier by this process. A fingerprint is reused only while the database's change
 token says nothing was committed since (``FreshFingerprints``), so neither cache can hide
@@ -22,11 +22,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from notifications.models import utcnow
-from scheduler import booking, catalog, subscriptions
+from scheduler import booking, catalog, feed_content
 from scheduler.calendar import invite_method, registration_invite
 from scheduler.config import Settings
 from scheduler.db import Database
-from scheduler.subscriptions import FeedFilter, Fingerprint, FreshFingerprints
+from scheduler.feed_content import FeedFilter, Fingerprint, FreshFingerprints
 
 CALENDAR_TYPE = "text/calendar; charset=utf-8"
 T = TypeVar("T")
@@ -128,11 +128,11 @@ async def _serve_feed(request: Request, feed: FeedFilter, filename: str) -> Resp
     if body is None:
         # Render and fingerprint in one snapshot, so the bytes cached under an ETag are
         # exactly the state that ETag names, even if a change landed since the first look.
-        async with subscriptions.snapshot(db) as conn:
-            fp = await subscriptions.fingerprint(conn, feed, now, base_url=settings.base_url)
+        async with feed_content.snapshot(db) as conn:
+            fp = await feed_content.fingerprint(conn, feed, now, base_url=settings.base_url)
             body = cache.get(fp.etag)
             if body is None:
-                body = await subscriptions.render(conn, feed, settings, now)
+                body = await feed_content.render(conn, feed, settings, now)
                 cache.put(fp.etag, body)
         headers = _headers(fp, filename)
     return Response(body, media_type=CALENDAR_TYPE, headers=headers)

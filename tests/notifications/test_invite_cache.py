@@ -18,7 +18,7 @@ import pytest
 from scheduler import calendar
 from scheduler.catalog import CourseView, SessionView
 from scheduler.config import Settings
-from scheduler.mailing import InviteCache
+from scheduler.mail_content import InviteCache
 
 NOW = datetime(2026, 11, 1, 12, 0, 0, 123456, tzinfo=UTC)
 

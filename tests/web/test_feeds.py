@@ -13,8 +13,8 @@ from sqlalchemy import update
 
 from scheduler.app import create_app
 from scheduler.db import Database
+from scheduler.feed_content import KEEP_PAST
 from scheduler.models import TrainingSession
-from scheduler.subscriptions import KEEP_PAST
 from scheduler.tokens import create_token
 from tests.helpers import make_course, make_session, person, session_body
 

@@ -22,7 +22,7 @@ from scheduler import booking, catalog
 from scheduler.db import Database, is_database_outage
 from scheduler.errors import DuplicateRegistration
 from scheduler.models import Registration, SeatPool
-from scheduler.register_tx import AsyncpgTx, CoreTx
+from scheduler.registration_sql import AsyncpgTx, CoreTx
 from tests.helpers import session_body
 
 OFFSETS = ()

@@ -65,7 +65,7 @@ class RegistrationInput:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class RegistrationResult:
     """What a registration attempt or a lookup by token came to."""
 
     id: int
@@ -103,7 +103,7 @@ async def register(
     *,
     reminder_offsets: tuple[timedelta, ...],
     now: datetime | None = None,
-) -> Outcome:
+) -> RegistrationResult:
     """Give ``person`` a seat in the pool they chose, or a place on its waitlist.
 
     Raises ``NotFound`` (no such session), ``Gone`` (cancelled or closed), ``Invalid`` (the
@@ -124,7 +124,7 @@ async def _register(
     person: RegistrationInput,
     reminder_offsets: tuple[timedelta, ...],
     now: datetime,
-) -> Outcome:
+) -> RegistrationResult:
     email_key = person.email.lower()
     agency_key = " ".join(person.agency.lower().split())
     session = await tx.lock_session(session_id)
@@ -187,7 +187,9 @@ async def _register(
             }
         ]
     await tx.enqueue(rows)
-    return Outcome(registration_id, session_id, status, person.attendance, position, token, session)
+    return RegistrationResult(
+        registration_id, session_id, status, person.attendance, position, token, session
+    )
 
 
 async def waitlist_position(conn: AsyncConnection, pool_id: int, waitlist_seq: int | None) -> int:
@@ -330,11 +332,11 @@ async def find_by_token(conn: AsyncConnection, token: str) -> Row[Any]:
     return row
 
 
-async def describe(conn: AsyncConnection, registration: Row[Any]) -> Outcome:
+async def describe(conn: AsyncConnection, registration: Row[Any]) -> RegistrationResult:
     position = None
     if registration.status == WAITLISTED:
         position = await waitlist_position(conn, registration.pool_id, registration.waitlist_seq)
-    return Outcome(
+    return RegistrationResult(
         registration.id,
         registration.session_id,
         registration.status,
@@ -351,7 +353,7 @@ async def cancel(
     reminder_offsets: tuple[timedelta, ...],
     now: datetime | None = None,
     by_admin: bool = False,
-) -> Outcome:
+) -> RegistrationResult:
     """Cancel the registration holding ``token`` and give its seat to the next in line.
 
     Cancelling twice is harmless and returns the cancelled registration. Raises ``NotFound``
@@ -394,7 +396,7 @@ async def cancel(
             )
         if registration.status == CONFIRMED:
             await fill_from_waitlist(conn, session, reminder_offsets=reminder_offsets, now=now)
-        return Outcome(
+        return RegistrationResult(
             registration.id,
             registration.session_id,
             CANCELLED,
@@ -424,7 +426,7 @@ async def promote_by_hand(
     *,
     reminder_offsets: tuple[timedelta, ...],
     now: datetime | None = None,
-) -> Outcome:
+) -> RegistrationResult:
     """An admin gives a waitlisted person a free seat in their pool, out of turn if need be.
 
     Automatic promotion already fills every free seat it may, so a seat is free next to a
@@ -471,7 +473,7 @@ async def promote_by_hand(
                 "promoted", registration.id, registration.email, session, reminder_offsets, now
             ),
         )
-        return Outcome(
+        return RegistrationResult(
             registration.id,
             registration.session_id,
             CONFIRMED,

@@ -120,7 +120,7 @@ async def test_pooled_connections_killed_while_idle_are_replaced_before_a_regist
 @asynccontextmanager
 async def registration_stuck_on_the_lock(
     postgres_url: str, db: Database, session_id: int
-) -> AsyncIterator[tuple[asyncpg.Connection, asyncio.Task[booking.Outcome]]]:
+) -> AsyncIterator[tuple[asyncpg.Connection, asyncio.Task[booking.RegistrationResult]]]:
     """A registration blocked on the session's row lock, which another connection holds."""
     url = make_url(postgres_url)
     holder = await asyncpg.connect(

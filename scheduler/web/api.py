@@ -85,7 +85,7 @@ async def get_session(request: Request) -> Response:
     return JSONResponse(session_json(session, _settings(request), utcnow()))
 
 
-def registration_json(outcome: booking.Outcome, settings: Settings) -> dict[str, Any]:
+def registration_json(outcome: booking.RegistrationResult, settings: Settings) -> dict[str, Any]:
     return {
         "id": outcome.id,
         "session_id": outcome.session_id,
@@ -97,7 +97,7 @@ def registration_json(outcome: booking.Outcome, settings: Settings) -> dict[str,
     }
 
 
-async def calendar_links(request: Request, outcome: booking.Outcome) -> dict[str, str]:
+async def calendar_links(request: Request, outcome: booking.RegistrationResult) -> dict[str, str]:
     """The registrant's "add to calendar" links: their invite .ics, Google, Outlook on the web."""
     if outcome.session is not None:
         # A new registration carries the session as it was read under the lock: no second read

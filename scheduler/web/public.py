@@ -130,7 +130,7 @@ async def register(request: Request) -> Response:
 
 async def _registration(
     request: Request,
-) -> tuple[Any, booking.Outcome, SessionView] | None:
+) -> tuple[Any, booking.RegistrationResult, SessionView] | None:
     async with _db(request).read() as conn:
         try:
             registration = await booking.find_by_token(conn, request.path_params["token"])

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notifications import outbox
@@ -110,8 +111,11 @@ class Dispatcher:
 
         try:
             plans = list(await self.provide(claimed))
-        except Exception:
-            log.exception("loading the content of %d messages failed", len(claimed))
+        except Exception as exc:
+            # A database error is the caller's to report (an outage is one line, not a
+            # traceback); anything else is a bug in loading and worth the whole story.
+            if not isinstance(exc, SQLAlchemyError | OSError):
+                log.exception("loading the content of %d messages failed", len(claimed))
             await self._release(claimed, lease_until, now, "content could not be loaded")
             raise
 

@@ -15,7 +15,7 @@ from scheduler.config import Settings
 from scheduler.db import Database
 from scheduler.jobs import Jobs
 from scheduler.web import admin, api, feeds, metrics, openapi, public
-from scheduler.web.auth import LoginThrottle, session_middleware
+from scheduler.web.auth import session_middleware
 from scheduler.web.body_limit import BodyLimitMiddleware
 from scheduler.web.errors import EXCEPTION_HANDLERS
 from scheduler.web.middleware import RequestMiddleware
@@ -32,7 +32,7 @@ def create_app(settings: Settings) -> Starlette:
         jobs = Jobs(db, settings)
         if settings.run_jobs:
             await jobs.start()
-        pages = {"templates": make_templates(), "login_throttle": LoginThrottle()}
+        pages = {"templates": make_templates()}
         try:
             yield {**pages, "db": db, "settings": settings, "jobs": jobs, "metrics": app_metrics}
         finally:

@@ -47,6 +47,8 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     # How long a dispatcher may hold claimed outbox messages before others may take them over.
     outbox_lease: timedelta = timedelta(minutes=2)
+    # When set, /metrics answers only requests with ``Authorization: Bearer <this>``.
+    metrics_token: str | None = field(default=None, repr=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -117,6 +119,12 @@ class Settings:
             if match is None or int(match.group(1)) == 0:
                 raise ConfigError("SCHEDULER_OUTBOX_LEASE", lease, "use an amount like 120s or 2m")
             kwargs["outbox_lease"] = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        if (metrics_token := get("METRICS_TOKEN")) is not None:
+            if len(metrics_token) < 16 or not metrics_token.isprintable() or " " in metrics_token:
+                raise ConfigError(
+                    "SCHEDULER_METRICS_TOKEN", "<hidden>", "use at least 16 characters, no spaces"
+                )
+            kwargs["metrics_token"] = metrics_token
         if (jobs := get("RUN_JOBS")) is not None:
             kwargs["run_jobs"] = parse_bool("SCHEDULER_RUN_JOBS", jobs)
         secret = get("SECRET_KEY")

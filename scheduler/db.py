@@ -20,9 +20,10 @@ from typing import Any
 import asyncpg
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.pool import PoolProxiedConnection, QueuePool
+from sqlalchemy.util import greenlet_spawn
 
 from scheduler.errors import SchedulerError
 
@@ -39,7 +40,7 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEn
         )
         _prepare_sqlite(engine)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         echo=echo,
         pool_size=pool_size,
@@ -50,6 +51,24 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEn
         # 503, and the next ones connect afresh (tests/test_outage.py shows the recovery).
         pool_recycle=1800,
     )
+    _discard_broken_connections(engine)
+    return engine
+
+
+def _discard_broken_connections(engine: AsyncEngine) -> None:
+    """Treat every connection-level failure as a disconnect, so SQLAlchemy throws the
+    connection away instead of returning it to the pool.
+
+    SQLAlchemy's asyncpg dialect only counts a connection that asyncpg already marked closed;
+    one whose protocol was left mid-operation (``InternalClientError: cannot switch to state
+    ...; another operation is in progress``) or that failed with ``InterfaceError`` or an
+    ``OSError`` looks alive and would fail the next request too.
+    """
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def on_error(context: ExceptionContext) -> None:
+        if not context.is_disconnect and is_database_outage(context.original_exception):
+            context.is_disconnect = True
 
 
 def _prepare_sqlite(engine: AsyncEngine) -> None:
@@ -126,6 +145,16 @@ class Database:
                 pooled.invalidate()
             raise
         finally:
+            await self._give_back(pooled)
+
+    async def _give_back(self, pooled: PoolProxiedConnection) -> None:
+        # Back in the pool, nothing is awaited. But an overflow connection that finds the pool
+        # full is closed, which awaits the driver: that must run in a greenlet (else
+        # MissingGreenlet, logged with a traceback on every such return).
+        pool = self.engine.sync_engine.pool
+        if pooled.is_valid and isinstance(pool, QueuePool) and pool.checkedin() >= pool.size():
+            await greenlet_spawn(pooled.close)
+        else:
             pooled.close()
 
     async def _begin_on_driver(self) -> tuple[PoolProxiedConnection, asyncpg.Connection, Any]:
@@ -142,7 +171,7 @@ class Database:
             except BaseException as exc:
                 if not _sound(exc):
                     pooled.invalidate()
-                pooled.close()
+                await self._give_back(pooled)
                 if attempt == 2 or _sound(exc) or not isinstance(exc, Exception):
                     raise
                 continue
@@ -264,8 +293,12 @@ def is_database_outage(exc: BaseException) -> bool:
             return True
         if isinstance(current, OSError | TimeoutError):
             return True  # refused, reset or timed out while talking to the server
-        if isinstance(current, asyncpg.InterfaceError) and _outage_message(str(current)):
-            return True  # a raw asyncpg connection (driver_write) that was closed under us
+        if isinstance(current, asyncpg.InternalClientError):
+            return True  # the protocol was left mid-operation (a connection killed under us)
+        if isinstance(current, asyncpg.InterfaceError) and not isinstance(
+            current, asyncpg.exceptions.DataError
+        ):
+            return True  # closed under us, or in use by an operation that never finished
         state = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
         if isinstance(state, str) and state.startswith(_OUTAGE_SQLSTATES):
             return True

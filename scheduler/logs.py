@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import traceback
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -26,6 +27,56 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "color_message",
     "taskName",
 }
+
+
+# C0 and C1 controls, DEL, and the Unicode line and paragraph separators: anything that could
+# end a log line early or hide in it. A request's path is the caller's text, so a CR/LF in it
+# would otherwise write a forged record of its own.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_control(text: str) -> str:
+    """``text`` with every control character written as an escape (``\\r``  -> ``\\x0d``)."""
+    return _CONTROL.sub(_escape, text)
+
+
+# Path segments that are secrets: a registrant's token opens their registration.
+_SECRET_SEGMENT = re.compile(r"^(/(?:api/)?registrations/)(?!lookup(?:/|$))[^/]+")
+REDACTED = "<redacted>"
+
+
+def loggable_path(scope: Any) -> str:
+    """The request's path with its secret segments (tokens) replaced, fit for a log."""
+    path = str(scope.get("path", ""))
+    for name, value in (scope.get("path_params") or {}).items():
+        if name.endswith("token") and isinstance(value, str) and value:
+            path = path.replace(value, REDACTED)
+    return _SECRET_SEGMENT.sub(lambda m: m.group(1) + REDACTED, path)
+
+
+class TextFormatter(logging.Formatter):
+    """The text format, one record per line: control characters in a record are escaped, and
+    each line of a traceback is indented, so nothing a caller sends can start a line that
+    looks like a record of its own."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return escape_control(super().formatMessage(record))
+
+    def formatException(self, ei: Any) -> str:
+        return _indent(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return _indent(super().formatStack(stack_info))
+
+
+def _indent(text: str) -> str:
+    lines = text.replace("\r", "\\x0d").replace("\x00", "\\x00").split("\n")
+    return "\n".join(line if line.startswith(" ") else "    " + line for line in lines)
 
 
 class RequestIdFilter(logging.Filter):
@@ -65,7 +116,9 @@ def log_config(log_format: str, level: str = "INFO") -> dict[str, Any]:
     uvicorn applies it in every worker process, so ``--workers N`` logs the same way as one.
     """
     formatter: dict[str, Any] = (
-        {"()": "scheduler.logs.JsonFormatter"} if log_format == "json" else {"format": TEXT_FORMAT}
+        {"()": "scheduler.logs.JsonFormatter"}
+        if log_format == "json"
+        else {"()": "scheduler.logs.TextFormatter", "fmt": TEXT_FORMAT}
     )
     handler = {
         "class": "logging.StreamHandler",

@@ -31,6 +31,7 @@ __all__ = [
     "ApiToken",
     "Base",
     "Course",
+    "LoginSession",
     "RateLimitWindow",
     "Registration",
     "SeatPool",
@@ -193,6 +194,27 @@ class RateLimitWindow(Base):
     hits: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (Index("ix_rate_limit_windows_start", "window_start"),)
+
+
+class LoginSession(Base):
+    """One sign-in to the web pages: the signed cookie names it, the server decides if it holds.
+
+    The cookie carries a random id; only its SHA-256 is stored. Every signed-in request checks
+    the row, so signing out, changing the password or removing the user ends the sign-in on
+    every instance at once (``scheduler.logins``). ``kind`` says whose id ``user_id`` is
+    (``admin`` today), so other kinds of account can sign in the same way.
+    """
+
+    __tablename__ = "login_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), default="admin")
+    user_id: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (Index("ix_login_sessions_user", "kind", "user_id"),)
 
 
 def row_dict(row: Any) -> dict[str, Any]:

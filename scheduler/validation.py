@@ -8,6 +8,7 @@ nothing is written when any field is bad.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import cache
@@ -20,7 +21,15 @@ from email_validator import EmailNotValidError, validate_email
 from scheduler.errors import Invalid
 
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Invisible format characters (Unicode category Cf) that make text read other than it is:
+# bidi overrides, embeddings and isolates (U+202A-U+202E, U+2066-U+2069), marks, zero-width
+# spaces and joiners, word joiners, the BOM. They are dropped on input, so a roster or a CSV
+# shows what was typed. ZWNJ and ZWJ after a non-ASCII character stay: Persian, the Indic
+# scripts and emoji sequences need them.
+_JOINERS = "\u200c\u200d"
+# Dates outside this range are typing errors, and far ones overflow date arithmetic.
+MIN_YEAR, MAX_YEAR = 2000, 2199
 _MISSING = object()
 # Slugs that would collide with fixed page addresses such as /admin/courses/new.
 RESERVED_SLUGS = frozenset({"new", "edit", "sessions", "calendar.ics"})
@@ -56,7 +65,14 @@ class Fields:
         if not isinstance(value, str):
             self.fail(name, "must be a string")
             return default
-        value = value.strip()
+        value = strip_invisible(value).strip()
+        if not value:
+            if required:
+                self.fail(name, "is required")
+            return default
+        if not is_encodable(value):
+            self.fail(name, "contains characters that are not valid Unicode text")
+            return default
         if not multiline and ("\n" in value or "\r" in value):
             self.fail(name, "must be a single line")
             return default
@@ -146,6 +162,29 @@ class Fields:
             raise Invalid(self.errors)
 
 
+def strip_invisible(value: str) -> str:
+    """``value`` without invisible format characters (see ``_JOINERS``)."""
+    if value.isascii():
+        return value
+    kept = []
+    for index, char in enumerate(value):
+        if unicodedata.category(char) == "Cf" and not (
+            char in _JOINERS and index > 0 and not value[index - 1].isascii()
+        ):
+            continue
+        kept.append(char)
+    return "".join(kept)
+
+
+def is_encodable(value: str) -> bool:
+    """False for text with lone surrogates (``"\\ud800"`` in JSON), which no database stores."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def parse_timezone(value: str, fields: Fields, name: str) -> ZoneInfo | None:
     if value not in _zone_names():
         fields.fail(name, f"unknown time zone {value!r}; use an IANA name like America/Chicago")
@@ -169,6 +208,9 @@ def parse_local_datetime(
         parsed = datetime.fromisoformat(value)
     except ValueError:
         fields.fail(name, "must be an ISO 8601 date and time, e.g. 2027-01-12T09:00")
+        return None
+    if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+        fields.fail(name, f"must be a date between {MIN_YEAR} and {MAX_YEAR}")
         return None
     if parsed.tzinfo is not None:
         return parsed.astimezone(UTC)

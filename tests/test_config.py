@@ -91,6 +91,8 @@ def test_a_missing_env_file_is_fine(in_tmp):
         ("SCHEDULER_RUN_JOBS", "sometimes"),
         ("SCHEDULER_LOG_FORMAT", "xml"),
         ("SCHEDULER_SECRET_KEY", "short"),
+        ("SCHEDULER_METRICS_TOKEN", "short"),
+        ("SCHEDULER_METRICS_TOKEN", "has a space in the middle"),
     ],
 )
 def test_a_bad_value_fails_naming_the_variable(name, value):
@@ -135,3 +137,10 @@ def test_run_jobs_true(value):
 @pytest.mark.parametrize("value", ["0", "false", "No", "off"])
 def test_run_jobs_false(value):
     assert Settings.from_env({"SCHEDULER_RUN_JOBS": value}, env_file=None).run_jobs is False
+
+
+def test_metrics_token_is_read_and_hidden():
+    settings = Settings.from_env({"SCHEDULER_METRICS_TOKEN": "m" * 20}, env_file=None)
+    assert settings.metrics_token == "m" * 20
+    assert "m" * 20 not in repr(settings)
+    assert Settings.from_env({}, env_file=None).metrics_token is None

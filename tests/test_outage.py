@@ -230,3 +230,86 @@ async def test_postgres_outage_during_registrations(
     )
     assert len({w["waitlist_seq"] for w in waitlist}) == len(waitlist)
     assert "unhandled error" not in server.log.read_text()
+
+
+async def _terminate_backends(database: str) -> int:
+    admin = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres")
+    try:
+        killed = await admin.fetch(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = $1 AND pid <> pg_backend_pid()",
+            database,
+        )
+        return len(killed)
+    finally:
+        await admin.close()
+
+
+async def _burst(
+    server: Any, database_url: str, *, attempts: int, clients: int, kills: int
+) -> list[httpx.Response]:
+    """``attempts`` registrations from ``clients`` at once; every backend of the database is
+    terminated ``kills`` times, spread over the burst."""
+    token = _make_token(server.env, server.workdir)
+    headers = {"Authorization": f"Bearer {token}"}
+    database = database_url.rsplit("/", 1)[1]
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as client:
+        course = {"slug": "burst", "title": "Burst drill"}
+        assert (await client.post("/api/courses", json=course, headers=headers)).status_code == 201
+        made = await client.post(
+            "/api/courses/burst/sessions", json=session_body(in_person=CAPACITY), headers=headers
+        )
+        assert made.status_code == 201, made.text
+        url = f"/api/sessions/{made.json()['id']}/registrations"
+        answers: list[httpx.Response] = []
+        queue = list(range(attempts))
+        every = attempts // (kills + 1)
+
+        async def worker() -> None:
+            while queue:
+                n = queue.pop()
+                body = {"name": f"O {n}", "email": f"o{n}@burst.example.org", "agency": "PD"}
+                answers.append(await client.post(url, json={**body, "attendance": "in_person"}))
+                if kills and len(answers) % every == 0 and len(answers) // every <= kills:
+                    await _terminate_backends(database)
+
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        assert (await client.get("/healthz")).status_code == 200
+    return answers
+
+
+def _assert_clean(answers: list[httpx.Response], log: str) -> None:
+    statuses = [r.status_code for r in answers]
+    assert set(statuses) <= {201, 409, 503}, sorted(set(statuses))
+    for response in answers:
+        if response.status_code == 503:
+            assert response.json()["error"]["code"] == "unavailable"
+            assert int(response.headers["retry-after"]) > 0
+    for bad in ("Traceback", "unhandled error", "MissingGreenlet", "Exception closing"):
+        assert bad not in log, bad
+
+
+async def test_terminating_every_backend_during_a_burst_answers_only_201_409_503(
+    postgres_url: str, live_server_factory: Any
+) -> None:
+    """Issue 9: asyncpg's "another operation is in progress" and its kin were 500s."""
+    server = live_server_factory(postgres_url, SCHEDULER_DB_POOL_SIZE="4")
+    answers = await _burst(server, postgres_url, attempts=300, clients=12, kills=5)
+    assert len(answers) == 300
+    _assert_clean(answers, server.log.read_text())
+    assert sum(r.status_code == 201 for r in answers) >= 100  # it did serve through it
+    registrations = await _fetch(postgres_url, "SELECT status FROM registrations")
+    pool = (await _fetch(postgres_url, "SELECT capacity, confirmed FROM seat_pools"))[0]
+    confirmed = sum(1 for r in registrations if r["status"] == "confirmed")
+    assert pool["confirmed"] == confirmed <= pool["capacity"]
+
+
+async def test_a_fault_free_burst_returns_overflow_connections_quietly(
+    postgres_url: str, live_server_factory: Any
+) -> None:
+    """Issue 9: returning an overflow connection logged MissingGreenlet tracebacks."""
+    server = live_server_factory(postgres_url, SCHEDULER_DB_POOL_SIZE="2")
+    answers = await _burst(server, postgres_url, attempts=200, clients=12, kills=0)
+    assert [r.status_code for r in answers] == [201] * 200
+    _assert_clean(answers, server.log.read_text())

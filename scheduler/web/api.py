@@ -16,25 +16,54 @@ from scheduler import booking, catalog, models, tokens
 from scheduler.calendar import add_to_calendar_links
 from scheduler.config import Settings
 from scheduler.errors import Invalid, NotFound
+from scheduler.validation import is_encodable
 from scheduler.web import ratelimit
 from scheduler.web.params import db_of as _db
 from scheduler.web.params import parse_id
 from scheduler.web.params import settings_of as _settings
 from scheduler.web.present import course_json, manage_url, session_json
 
+# Answers with personal data, a token or a join URL: no cache (browser or proxy) may keep them.
+NO_STORE = {"Cache-Control": "no-store"}
+# No body of the contract nests deeper than a few levels.
+MAX_JSON_DEPTH = 8
+
 
 async def read_json(request: Request) -> Any:
-    """The request body as JSON; raises ``Invalid`` naming ``body`` when it is not."""
+    """The request body as a JSON object; raises ``Invalid`` naming ``body`` when it is not,
+    or the field whose text is not valid Unicode (a lone surrogate such as ``"\\ud800"``)."""
     raw = await request.body()
     if not raw.strip():
         raise Invalid({"body": "a JSON object is required"})
     try:
         data = json.loads(raw)
+    except RecursionError as exc:
+        raise Invalid({"body": "is nested too deeply"}) from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise Invalid({"body": f"is not valid JSON ({exc})"}, "the body is not valid JSON") from exc
     if not isinstance(data, dict):
         raise Invalid({"body": "must be a JSON object"})
+    for key, value in data.items():
+        problem = _json_problem(key, 1) or _json_problem(value, 1)
+        if problem is not None:
+            name = key if is_encodable(key) else "body"
+            raise Invalid({name: problem})
     return data
+
+
+def _json_problem(value: Any, depth: int) -> str | None:
+    """Why a parsed JSON value cannot be taken: nested too deeply, or invalid text."""
+    if isinstance(value, str):
+        return None if is_encodable(value) else "contains characters that are not valid text"
+    if isinstance(value, dict | list):
+        if depth >= MAX_JSON_DEPTH:
+            return "is nested too deeply"
+        items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        for item in items:
+            problem = _json_problem(item, depth + 1)
+            if problem is not None:
+                return problem
+    return None
 
 
 def path_int(request: Request, name: str) -> int:
@@ -120,7 +149,7 @@ async def create_registration(request: Request) -> Response:
     request.state.registration_outcome = outcome.status  # counted by the request middleware
     body = registration_json(outcome, settings)
     body["calendar"] = await calendar_links(request, outcome)
-    return JSONResponse(body, status_code=201)
+    return JSONResponse(body, status_code=201, headers=NO_STORE)
 
 
 async def get_registration(request: Request) -> Response:
@@ -137,7 +166,7 @@ async def get_registration(request: Request) -> Response:
     # Invariant 7: only a confirmed virtual registrant sees where to join.
     if outcome.status == models.CONFIRMED and outcome.attendance == "virtual":
         body["join_url"] = session.join_url
-    return JSONResponse(body)
+    return JSONResponse(body, headers=NO_STORE)
 
 
 async def delete_registration(request: Request) -> Response:
@@ -147,7 +176,7 @@ async def delete_registration(request: Request) -> Response:
     )
     body = registration_json(outcome, settings)
     body["calendar"] = await calendar_links(request, outcome)
-    return JSONResponse(body)
+    return JSONResponse(body, headers=NO_STORE)
 
 
 # -- admin -----------------------------------------------------------------------------------
@@ -173,7 +202,9 @@ async def create_session(request: Request) -> Response:
         _db(request), request.path_params["slug"], await read_json(request)
     )
     return JSONResponse(
-        session_json(session, _settings(request), utcnow(), private=True), status_code=201
+        session_json(session, _settings(request), utcnow(), private=True),
+        status_code=201,
+        headers=NO_STORE,
     )
 
 
@@ -187,7 +218,7 @@ async def patch_session(request: Request) -> Response:
         await read_json(request),
         reminder_offsets=settings.reminder_offsets,
     )
-    return JSONResponse(session_json(session, settings, utcnow(), private=True))
+    return JSONResponse(session_json(session, settings, utcnow(), private=True), headers=NO_STORE)
 
 
 async def cancel_session(request: Request) -> Response:
@@ -198,7 +229,9 @@ async def cancel_session(request: Request) -> Response:
         data = await read_json(request)
         reason = data.get("reason") if isinstance(data.get("reason"), str) else None
     session = await catalog.cancel_session(_db(request), session_id, reason=(reason or "")[:500])
-    return JSONResponse(session_json(session, _settings(request), utcnow(), private=True))
+    return JSONResponse(
+        session_json(session, _settings(request), utcnow(), private=True), headers=NO_STORE
+    )
 
 
 ROSTER_COLUMNS = (
@@ -243,7 +276,7 @@ async def list_registrations(request: Request) -> Response:
         return Response(
             roster_csv(entries),
             media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+            headers={"Content-Disposition": f'attachment; filename="{filename}"', **NO_STORE},
         )
     for entry in entries:
         for key in ("created_at", "updated_at", "confirmed_at", "cancelled_at"):
@@ -254,7 +287,7 @@ async def list_registrations(request: Request) -> Response:
         entry.pop("agency_key", None)
         entry.pop("waitlist_seq", None)
         entry.pop("sequence", None)
-    return JSONResponse({"session_id": session_id, "registrations": entries})
+    return JSONResponse({"session_id": session_id, "registrations": entries}, headers=NO_STORE)
 
 
 routes = [

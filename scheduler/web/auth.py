@@ -5,16 +5,19 @@ is HttpOnly and SameSite=Lax, and Secure when the service is reached over https.
 changes something carries the session's CSRF token; a post without it, or with a wrong one, is
 refused with 403 before the handler runs, so nothing changes.
 
-Failed logins are counted per email and per client address in memory; past the limit further
-attempts are refused until the window has passed. Each process counts on its own, which still
-bounds guessing to a few attempts per window per process; the per-minute rate limit sits on top.
+The cookie names a sign-in recorded in the database (``scheduler.logins``); every admin request
+checks that record, so signing out (or a revoked sign-in, or a removed admin) ends access on
+every instance, whatever copies of the cookie exist.
+
+Sign-in attempts are counted in the database per email and per client address
+(``ratelimit.login_attempt``): past 5 in a 15-minute window further attempts are refused until
+the window has passed, however many workers and instances serve the site; the per-minute rate
+limit sits on top.
 """
 
 from __future__ import annotations
 
 import hmac
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any
@@ -26,9 +29,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from scheduler import accounts
+from scheduler import accounts, logins
 from scheduler.config import Settings
 from scheduler.errors import Unauthorized
+from scheduler.web import ratelimit
 from scheduler.web.pages import csrf_token, enforce_rate_limit, error_page, flash, render
 
 SESSION_COOKIE = "scheduler_session"
@@ -48,55 +52,6 @@ def session_middleware(settings: Settings) -> Middleware:
         same_site="lax",
         https_only=settings.base_url.startswith("https://"),
     )
-
-
-class LoginThrottle:
-    """Counts failed logins per key in a sliding window; ``clock`` is injectable for tests."""
-
-    def __init__(
-        self,
-        *,
-        max_failures: int = 5,
-        window_seconds: float = 15 * 60,
-        max_keys: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.max_failures = max_failures
-        self.window = window_seconds
-        self.max_keys = max_keys
-        self.clock = clock
-        self._failures: dict[str, deque[float]] = {}
-
-    def _recent(self, key: str) -> deque[float]:
-        now = self.clock()
-        stamps = self._failures.get(key, deque())
-        while stamps and now - stamps[0] >= self.window:
-            stamps.popleft()
-        return stamps
-
-    def retry_after(self, keys: list[str]) -> int:
-        """Seconds until any of ``keys`` may try again; 0 when none is locked out."""
-        wait = 0.0
-        for key in keys:
-            stamps = self._recent(key)
-            if len(stamps) >= self.max_failures:
-                wait = max(wait, self.window - (self.clock() - stamps[0]))
-        return int(wait) + (1 if wait else 0)
-
-    def failed(self, keys: list[str]) -> None:
-        if len(self._failures) >= self.max_keys:
-            # Bounded memory under a flood of distinct keys: forget the oldest entries.
-            for stale in list(self._failures)[: self.max_keys // 10]:
-                del self._failures[stale]
-        now = self.clock()
-        for key in keys:
-            stamps = self._recent(key)
-            stamps.append(now)
-            self._failures[key] = stamps
-
-    def succeeded(self, keys: list[str]) -> None:
-        for key in keys:
-            self._failures.pop(key, None)
 
 
 def csrf_ok(request: Request, submitted: object) -> bool:
@@ -133,12 +88,28 @@ def protected(handler: Handler) -> Handler:
     return wrapper
 
 
+async def signed_in_admin(request: Request) -> int | None:
+    """The admin id of this request's sign-in, checked against the server's record.
+
+    A cookie whose sign-in was revoked, expired or belongs to a removed admin is emptied.
+    """
+    admin_id = request.session.get("admin_id")
+    if not isinstance(admin_id, int):
+        return None
+    signed = await logins.check(request.state.db, request.session.get("login"))
+    if signed is None or signed.kind != logins.ADMIN or signed.user_id != admin_id:
+        request.session.clear()
+        return None
+    return admin_id
+
+
 def admin_page(handler: Handler) -> Handler:
-    """An admin page or form: anonymous visitors go to the login page; POSTs need CSRF."""
+    """An admin page or form: visitors without a live sign-in go to the login page; POSTs need
+    CSRF."""
 
     @wraps(handler)
     async def wrapper(request: Request) -> Response:
-        if not isinstance(request.session.get("admin_id"), int):
+        if await signed_in_admin(request) is None:
             target = request.url.path
             if request.method == "GET" and request.url.query:
                 target += "?" + request.url.query
@@ -162,12 +133,8 @@ def safe_next(value: object) -> str:
     return "/admin"
 
 
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 async def login_form(request: Request) -> Response:
-    if isinstance(request.session.get("admin_id"), int):
+    if await signed_in_admin(request) is not None:
         return RedirectResponse(safe_next(request.query_params.get("next")), 303)
     return render(
         request,
@@ -187,10 +154,10 @@ async def login(request: Request) -> Response:
     email = str(form.get("email", "")).strip().lower()[:320]
     password = str(form.get("password", ""))[:1024]
     target = safe_next(form.get("next"))
-    throttle: LoginThrottle = request.state.login_throttle
-    keys = [f"email:{email}", f"ip:{_client(request)}"]
+    db = request.state.db
+    keys = ratelimit.login_keys(email, request)
     values = {"email": email}
-    wait = throttle.retry_after(keys)
+    wait = await ratelimit.login_attempt(db, keys)
     if wait:
         response = render(
             request,
@@ -207,9 +174,8 @@ async def login(request: Request) -> Response:
         response.headers["Retry-After"] = str(wait)
         return response
     try:
-        admin_id = await accounts.verify_login(request.state.db, email, password)
+        admin_id = await accounts.verify_login(db, email, password)
     except Unauthorized:
-        throttle.failed(keys)
         return render(
             request,
             "admin/login.html",
@@ -222,15 +188,17 @@ async def login(request: Request) -> Response:
             status_code=401,
             private=True,
         )
-    throttle.succeeded(keys[:1])
+    await ratelimit.login_succeeded(db, keys)
+    login_id = await logins.start(db, logins.ADMIN, admin_id)
     request.session.clear()
-    request.session.update({"admin_id": admin_id, "admin_email": email})
+    request.session.update({"admin_id": admin_id, "admin_email": email, "login": login_id})
     csrf_token(request)
     return RedirectResponse(target, 303)
 
 
 @admin_page
 async def logout(request: Request) -> Response:
+    await logins.end(request.state.db, request.session.get("login"))
     request.session.clear()
     flash(request, "You are signed out.")
     return RedirectResponse(LOGIN_PATH, 303)

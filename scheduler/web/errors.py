@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from scheduler.errors import SchedulerError
+from scheduler.logs import loggable_path
 
 log = logging.getLogger("scheduler.web")
 
@@ -62,7 +63,8 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    path = loggable_path(request.scope)
+    log.exception("unhandled error on %s %s", request.method, path, exc_info=exc)
     return error_response(500, "internal", "something went wrong on our side")
 
 

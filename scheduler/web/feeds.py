@@ -90,8 +90,8 @@ def _not_modified(request: Request, fp: Fingerprint) -> bool:
         return False
     try:
         stamp = parsedate_to_datetime(since)
-    except (TypeError, ValueError):
-        return False
+    except (TypeError, ValueError, OverflowError):
+        return False  # RFC 9110: an invalid date is ignored
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=UTC)
     return fp.last_modified.replace(microsecond=0) <= stamp

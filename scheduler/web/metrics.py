@@ -14,6 +14,7 @@ Two kinds of number, gathered two ways:
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 from dataclasses import dataclass, field
@@ -245,7 +246,27 @@ class SnapshotCollector(Collector):
         return families
 
 
+def _may_scrape(request: Request) -> bool:
+    token = request.state.settings.metrics_token
+    if token is None:
+        return True
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode("utf-8", "surrogateescape"), token.encode("utf-8")
+    )
+
+
 async def metrics_endpoint(request: Request) -> Response:
+    """Prometheus text; with ``SCHEDULER_METRICS_TOKEN`` set, only for that bearer token (the
+    snapshot costs queries, and the figures are the operator's business)."""
+    if not _may_scrape(request):
+        return error_response(
+            401,
+            "unauthorized",
+            "/metrics needs the metrics bearer token",
+            None,
+            {"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
     metrics: Metrics = request.state.metrics
     snapshot = await read_snapshot(request.state.db)
     scraped = CollectorRegistry()

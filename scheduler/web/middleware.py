@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from scheduler.db import is_database_outage
 from scheduler.errors import Unavailable
-from scheduler.logs import request_id_var
+from scheduler.logs import loggable_path, request_id_var
 from scheduler.web.errors import error_response
 from scheduler.web.metrics import Metrics, registration_outcome
 
@@ -30,6 +30,7 @@ REQUEST_ID_HEADER = "x-request-id"
 # A caller's id is kept only when it is short and plain, so it cannot forge log lines.
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 UNMATCHED = "<unmatched>"
+_NOT_A_PATH = re.compile(r"[\x00-\x1f\x7f]")
 # uvicorn's h11 limit only catches headers that trickle in; a request that arrives in one read
 # is parsed whatever its size, so the total is checked here as well.
 MAX_HEADER_BYTES = 16 * 1024
@@ -98,7 +99,11 @@ class RequestMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            if _NOT_A_PATH.search(scope.get("path", "")):
+                # No route has a control character in it (PostgreSQL refuses NUL in text).
+                await error_response(404, "not_found", "no such page")(scope, receive, send_with_id)
+            else:
+                await self.app(scope, receive, send_with_id)
         except Exception as exc:
             if response_started or not is_database_outage(exc):
                 raise
@@ -124,15 +129,16 @@ class RequestMiddleware:
             noted = scope.get("state", {}).get("registration_outcome")
             if _is_registration(method, route, noted):
                 self.metrics.registration(registration_outcome(status, noted))
+            path = loggable_path(scope)
             access_log.info(
                 "%s %s %s %.1fms",
                 method,
-                scope.get("path", ""),
+                path,
                 status,
                 elapsed * 1000,
                 extra={
                     "method": method,
-                    "path": scope.get("path", ""),
+                    "path": path,
                     "route": route,
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 2),

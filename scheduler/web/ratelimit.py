@@ -17,12 +17,14 @@ the ``X-Forwarded-For`` address when, and only when, the peer is a trusted proxy
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import time
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 
 from scheduler.config import Settings
@@ -53,15 +55,36 @@ def client_key(request: Request) -> str:
 
 
 async def hit(
-    db: Database, bucket: str, client: str, *, now: float | None = None
+    db: Database,
+    bucket: str,
+    client: str,
+    *,
+    now: float | None = None,
+    window_seconds: int = WINDOW_SECONDS,
 ) -> tuple[int, int]:
     """Count one attempt; return ``(attempts in this window, seconds until the window ends)``.
 
-    Also clears windows that have ended, the first time a client shows up in a new window, so
-    the table holds about one row per client active in the last minute.
+    Also clears the bucket's windows that have ended, the first time a client shows up in a new
+    window, so the table holds about one row per client active in the last window.
     """
     now = time.time() if now is None else now
-    window = int(now) // WINDOW_SECONDS * WINDOW_SECONDS
+    async with db.write() as conn:
+        hits = await _bump(db, conn, bucket, client, now, window_seconds)
+    return hits, _left(now, window_seconds)
+
+
+def _window(now: float, window_seconds: int) -> int:
+    return int(now) // window_seconds * window_seconds
+
+
+def _left(now: float, window_seconds: int) -> int:
+    return max(1, _window(now, window_seconds) + window_seconds - int(now))
+
+
+async def _bump(
+    db: Database, conn: AsyncConnection, bucket: str, client: str, now: float, window_seconds: int
+) -> int:
+    window = _window(now, window_seconds)
     insert = sqlite_insert if db.is_sqlite else pg_insert
     row = RateLimitWindow
     bump = (
@@ -73,11 +96,62 @@ async def hit(
         )
         .returning(row.hits)
     )
+    hits = int((await conn.execute(bump)).scalar_one())
+    if hits == 1:
+        await conn.execute(delete(row).where(row.bucket == bucket, row.window_start < window))
+    return hits
+
+
+# -- the login lockout ------------------------------------------------------------------------
+# Failed sign-ins are counted per email and per client address in 15-minute windows, in the
+# same table, so the lockout is the same on every worker and instance: 5 attempts per window
+# per key. Each attempt is counted before its password is checked, so concurrent guesses
+# cannot slip past the count; a successful sign-in gives its attempt back.
+LOCKOUT_ATTEMPTS = 5
+LOCKOUT_WINDOW = 15 * 60
+_LOGIN_BUCKETS = ("login-email", "login-client")
+
+
+def login_keys(email: str, request: Request) -> list[tuple[str, str]]:
+    """The (bucket, key) pairs a sign-in attempt counts against; the email only as a hash."""
+    digest = hashlib.sha256(email.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+    return [(_LOGIN_BUCKETS[0], digest), (_LOGIN_BUCKETS[1], client_key(request))]
+
+
+async def login_attempt(
+    db: Database, keys: list[tuple[str, str]], *, now: float | None = None
+) -> int:
+    """Count one sign-in attempt against each key; 0 when it may go ahead, else the seconds
+    until the lockout ends."""
+    now = time.time() if now is None else now
     async with db.write() as conn:
-        hits = int((await conn.execute(bump)).scalar_one())
-        if hits == 1:
-            await conn.execute(delete(row).where(row.window_start < window))
-    return hits, max(1, window + WINDOW_SECONDS - int(now))
+        counts = [await _bump(db, conn, b, k, now, LOCKOUT_WINDOW) for b, k in keys]
+    return _left(now, LOCKOUT_WINDOW) if max(counts) > LOCKOUT_ATTEMPTS else 0
+
+
+async def login_succeeded(
+    db: Database, keys: list[tuple[str, str]], *, now: float | None = None
+) -> None:
+    """A right password: the email's failures are forgotten, the client's attempt given back.
+
+    The client's other failures stand, so one good account does not reset guessing at others.
+    """
+    now = time.time() if now is None else now
+    window = _window(now, LOCKOUT_WINDOW)
+    row = RateLimitWindow
+    (email_bucket, email_key), (client_bucket, client) = keys
+    async with db.write() as conn:
+        await conn.execute(delete(row).where(row.bucket == email_bucket, row.client == email_key))
+        await conn.execute(
+            update(row)
+            .where(
+                row.bucket == client_bucket,
+                row.client == client,
+                row.window_start == window,
+                row.hits > 0,
+            )
+            .values(hits=row.hits - 1)
+        )
 
 
 async def enforce(request: Request, bucket: str) -> None:

@@ -184,3 +184,23 @@ def test_metrics_add_up_across_workers(postgres_url: str, live_server_factory: A
             )
             == 12
         )
+
+
+def test_metrics_need_the_bearer_token_when_one_is_set(
+    sqlite_url: str, live_server_factory: Any
+) -> None:
+    secret = "metrics-scrape-token-0123456789"
+    server = live_server_factory(sqlite_url, SCHEDULER_METRICS_TOKEN=secret)
+    with httpx.Client(base_url=server.url) as http:
+        for headers in ({}, {"Authorization": "Bearer wrong-token"}, {"Authorization": secret}):
+            refused = http.get("/metrics", headers=headers)
+            assert refused.status_code == 401, headers
+            assert refused.json()["error"]["code"] == "unauthorized"
+            assert refused.headers["www-authenticate"].startswith("Bearer")
+            assert "http_requests" not in refused.text
+        scraped = http.get("/metrics", headers={"Authorization": f"Bearer {secret}"})
+        assert scraped.status_code == 200
+        assert samples(scraped.text)
+        assert http.get("/healthz").status_code == 200  # health stays open for the balancer
+    open_server = live_server_factory(sqlite_url)
+    assert httpx.get(open_server.url + "/metrics").status_code == 200

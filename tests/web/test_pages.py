@@ -10,7 +10,6 @@ from sqlalchemy import insert, select
 
 from notifications.models import Message, utcnow
 from scheduler.models import Registration
-from scheduler.web.auth import LoginThrottle
 from tests.web.page_client import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
@@ -320,20 +319,3 @@ async def test_logout_needs_csrf_and_then_ends_the_session(client, db):
     assert out.status_code == 303 and out.headers["location"] == "/admin/login"
     again = await client.get("/admin")
     assert again.status_code == 303 and again.headers["location"].startswith("/admin/login")
-
-
-def test_login_throttle_window_slides_and_success_clears_the_email():
-    now = [1000.0]
-    throttle = LoginThrottle(max_failures=3, window_seconds=60, clock=lambda: now[0])
-    keys = ["email:a@example.org", "ip:10.0.0.1"]
-    for _ in range(3):
-        assert throttle.retry_after(keys) == 0
-        throttle.failed(keys)
-        now[0] += 10
-    assert throttle.retry_after(keys) == 31  # the first failure leaves the window at t=1060
-    now[0] += 31
-    assert throttle.retry_after(keys) == 0
-    throttle.failed(keys)
-    throttle.succeeded(keys[:1])
-    assert throttle.retry_after(["email:a@example.org"]) == 0
-    assert throttle.retry_after(["ip:10.0.0.1"]) > 0

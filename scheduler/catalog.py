@@ -31,6 +31,7 @@ from scheduler.models import (
     Registration,
     SeatPool,
     TrainingSession,
+    shown_status,
 )
 from scheduler.validation import Fields
 
@@ -620,7 +621,14 @@ async def upcoming_counts(conn: AsyncConnection, now: datetime) -> dict[int, int
 
 
 async def roster(conn: AsyncConnection, session_id: int) -> list[dict[str, Any]]:
-    """Every registration of a session, confirmed first, then each waitlist in order."""
+    """Every registration of a session, confirmed first, then each waitlist in order.
+
+    In a cancelled session everyone shows as cancelled (``shown_status``); what they held
+    until then stays in ``held``.
+    """
+    session_status = (
+        await conn.execute(select(TrainingSession.status).where(TrainingSession.id == session_id))
+    ).scalar_one_or_none()
     rows = (
         await conn.execute(
             select(Registration)
@@ -637,7 +645,9 @@ async def roster(conn: AsyncConnection, session_id: int) -> list[dict[str, Any]]
     positions: dict[str, int] = {}
     for row in rows:
         entry = dict(row._mapping)
-        if row.status == WAITLISTED:
+        entry["held"] = row.status
+        entry["status"] = shown_status(row.status, session_status or "scheduled")
+        if entry["status"] == WAITLISTED:
             positions[row.attendance] = positions.get(row.attendance, 0) + 1
             entry["waitlist_position"] = positions[row.attendance]
         else:

@@ -195,5 +195,14 @@ class RateLimitWindow(Base):
     __table_args__ = (Index("ix_rate_limit_windows_start", "window_start"),)
 
 
+def shown_status(registration_status: str, session_status: str) -> str:
+    """A registration's status as every surface shows it (API, pages, roster, feeds, invites).
+
+    A cancelled session cancels every registration in it, whatever the row still says: its
+    people are shown cancelled, hold no seat and never see the join URL again.
+    """
+    return CANCELLED if session_status == CANCELLED else registration_status
+
+
 def row_dict(row: Any) -> dict[str, Any]:
     return dict(row._mapping)

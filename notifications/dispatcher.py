@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notifications import outbox
-from notifications.messages import ContextProvider, MailContent, Mailer, Skip
+from notifications.messages import ContextProvider, MailContent, Mailer, Skip, sent_copy
 from notifications.models import MessageStatus, utcnow
 from notifications.outbox import OutboxMessage
 from notifications.transports import PermanentError, TransientError
@@ -137,7 +137,9 @@ class Dispatcher:
                 try:
                     # Rendered here, not all up front: one message renders while the ones
                     # before it are on the wire, so CPU and network overlap.
-                    await self.mailer.send(self._render(message, plan))
+                    email = self._render(message, plan)
+                    copies[message.id] = sent_copy(email)
+                    await self.mailer.send(email)
                 except PermanentError as exc:
                     outcome[message.id] = (MessageStatus.FAILED, exc.detail)
                 except TransientError as exc:
@@ -150,6 +152,8 @@ class Dispatcher:
         # Sent messages are marked while the rest of the batch is still going out, so a crash
         # can repeat only the few sent since the last mark, not everything the batch sent.
         just_sent: list[int] = []
+        # What each rendered message said, kept with its row (the outbox page shows it).
+        copies: dict[int, tuple[str, str]] = {}
         progress = asyncio.Event()
         sending = asyncio.ensure_future(asyncio.gather(*(deliver(m, p) for m, p in to_send)))
         try:
@@ -162,22 +166,32 @@ class Dispatcher:
                 # A write per ``parallel`` sends: few enough to cost little, and a crash then
                 # repeats at most about that many plus the ones on the wire.
                 if len(just_sent) >= self.parallel:
-                    result.sent += await self._mark_sent(just_sent, lease_until, now)
+                    result.sent += await self._mark_sent(just_sent, lease_until, now, copies)
             await sending
         finally:
             if not sending.done():
                 sending.cancel()
-        result.sent += await self._mark_sent(just_sent, lease_until, now)
-        await self._settle(claimed, lease_until, outcome, result, now)
+        result.sent += await self._mark_sent(just_sent, lease_until, now, copies)
+        await self._settle(claimed, lease_until, outcome, result, now, copies)
         return result
 
-    async def _mark_sent(self, ids: list[int], lease_until: datetime, now: datetime) -> int:
-        """Mark and forget the ids sent so far; returns how many rows changed."""
+    async def _mark_sent(
+        self,
+        ids: list[int],
+        lease_until: datetime,
+        now: datetime,
+        copies: dict[int, tuple[str, str]],
+    ) -> int:
+        """Mark and forget the ids sent so far, with what they said; returns rows changed."""
         if not ids:
             return 0
         batch, ids[:] = list(ids), []
         async with self.transaction() as conn:
-            return await outbox.finish(conn, batch, lease_until, status=MessageStatus.SENT, now=now)
+            changed = await outbox.finish(
+                conn, batch, lease_until, status=MessageStatus.SENT, now=now
+            )
+            await outbox.record_copies(conn, {i: copies.pop(i) for i in batch if i in copies})
+            return changed
 
     def _render(self, message: OutboxMessage, plan: MailContent) -> EmailMessage:
         try:
@@ -195,6 +209,7 @@ class Dispatcher:
         outcome: dict[int, tuple[str, str | None]],
         result: PassResult,
         now: datetime,
+        copies: dict[int, tuple[str, str]],
     ) -> None:
         # One statement per outcome (and per distinct answer): a batch is usually all "sent".
         released: list[int] = []
@@ -220,6 +235,8 @@ class Dispatcher:
                 changed = await outbox.finish(conn, ids, lease_until, status=status, error=detail)
                 if status == MessageStatus.FAILED:
                     result.failed += changed
+                    # A refused message shows what it would have said, to judge the answer.
+                    await outbox.record_copies(conn, {i: copies[i] for i in ids if i in copies})
                 else:
                     result.cancelled += changed
             for message in retrying:

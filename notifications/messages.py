@@ -13,6 +13,7 @@ CR/LF, quotes or non-ASCII text can neither add a header nor break one.
 
 from __future__ import annotations
 
+import base64
 import re
 import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
@@ -21,7 +22,7 @@ from datetime import datetime
 from email.errors import HeaderParseError
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
-from email.policy import SMTP, EmailPolicy
+from email.policy import SMTP, EmailPolicy, Policy
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,64 @@ class SharedHeaders(HeaderRegistry):
         return header
 
 
+class FoldedHeader(str):
+    """A header value that the ``email`` package writes exactly as :func:`fold_header` folds it.
+
+    Python's own folder (3.11) can leave the header name alone on its first line, which reads
+    back with a leading space, and can drop or double the space next to an encoded word, so a
+    long or non-ASCII subject did not parse back as written. The email package writes any value
+    that has a ``name`` and a ``fold`` method as it is, so this one folds itself.
+    """
+
+    name: str
+
+    def __new__(cls, name: str, value: str) -> FoldedHeader:
+        header = super().__new__(cls, value)
+        header.name = name
+        return header
+
+    @property
+    def defects(self) -> tuple[()]:
+        return ()
+
+    def fold(self, *, policy: Policy) -> str:
+        return fold_header(self.name, str(self), policy.linesep)
+
+
+# UTF-8 bytes per encoded word: 56 base64 characters, 68 with the =?utf-8?b?...?= around them,
+# so even the first line ("Subject: " and one word) stays within 78 characters.
+_WORD_BYTES = 42
+
+
+def fold_header(name: str, value: str, linesep: str = "\r\n", width: int = 78) -> str:
+    """``Name: value`` folded at spaces into lines of at most ``width`` where words allow.
+
+    ASCII text is folded only at its spaces, so unfolding gives back exactly the text. Other
+    text becomes a run of RFC 2047 encoded words, split between characters; readers join
+    adjacent encoded words without the folding whitespace between them (RFC 2047, 6.2).
+    ``value`` must be one line (see :func:`header_text`).
+    """
+    if value.isascii():
+        words = value.split(" ")
+    else:
+        chunks = [""]
+        for ch in value:
+            if len((chunks[-1] + ch).encode("utf-8")) > _WORD_BYTES:
+                chunks.append("")
+            chunks[-1] += ch
+        words = [
+            "=?utf-8?b?" + base64.b64encode(chunk.encode("utf-8")).decode("ascii") + "?="
+            for chunk in chunks
+        ]
+    lines = [f"{name}: {words[0]}"]
+    for word in words[1:]:
+        if len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(" " + word)
+    return linesep.join(lines) + linesep
+
+
 def header_text(value: str, limit: int = 200) -> str:
     """One line of printable text, safe to put in a header: controls become spaces.
 
@@ -165,12 +224,15 @@ class Mailer:
         self._env.filters["when"] = format_when
         self._env.filters["time"] = format_time
         self._from = _address(self.mail_from)
-        self._reply_to = _address(self.reply_to) if self.reply_to else self._from
+        # Replies reach a person only when one is named; no-reply mail carries no Reply-To.
+        self._reply_to = _address(self.reply_to) if self.reply_to else None
         self._host = self._from.domain or "localhost"
         self._policy: EmailPolicy[EmailMessage] = SMTP.clone(header_factory=SharedHeaders())
         # The headers every message shares, parsed once; a header object stored as it is.
         self._from_header = self._policy.header_factory("From", self._from)
-        self._reply_to_header = self._policy.header_factory("Reply-To", self._reply_to)
+        self._reply_to_header = (
+            self._policy.header_factory("Reply-To", self._reply_to) if self._reply_to else None
+        )
 
     def message_id(self, message: OutboxMessage) -> str:
         """Stable per outbox row, so a resend after a crash is recognisably the same mail."""
@@ -180,16 +242,21 @@ class Mailer:
         self, message: OutboxMessage, content: MailContent, *, now: datetime | None = None
     ) -> EmailMessage:
         """Build the email for ``message``; raises ``PermanentError`` for an unusable address."""
-        context = {**content.context, "kind": message.kind}
+        context = {
+            **content.context,
+            "kind": message.kind,
+            "contact": str(self._reply_to.addr_spec) if self._reply_to else None,
+        }
         text_template = self._env.get_template(f"{message.kind}.txt")
         subject = "".join(text_template.blocks["subject"](text_template.new_context(context)))
         text = text_template.render(context)
         html = self._env.get_template(f"{message.kind}.html").render(context)
 
         email = EmailMessage(policy=self._policy)
-        email["Subject"] = header_text(subject, 250)
+        email["Subject"] = FoldedHeader("Subject", header_text(subject, 250))
         email["From"] = self._from_header
-        email["Reply-To"] = self._reply_to_header
+        if self._reply_to_header is not None:
+            email["Reply-To"] = self._reply_to_header
         email["To"] = _recipient(message.recipient, content.to_name)
         email["Date"] = format_datetime(now or utcnow())
         email["Message-ID"] = self.message_id(message)
@@ -219,6 +286,23 @@ class Mailer:
 
     async def close(self) -> None:
         await self.transport.close()
+
+
+# The headers a reader sees, in the order mail programs show them.
+_SHOWN_HEADERS = ("Date", "From", "Reply-To", "To", "Subject")
+
+
+def sent_copy(email: EmailMessage) -> tuple[str, str]:
+    """``(subject, copy)`` of a rendered email for the outbox page: the headers a reader sees,
+    the plain-text body and the names of its attachments, as they go out."""
+    lines = [f"{name}: {email[name]}" for name in _SHOWN_HEADERS if email[name] is not None]
+    body = email.get_body(preferencelist=("plain",))
+    text = str(body.get_content()) if body is not None else ""
+    files = [part.get_filename() or "(unnamed)" for part in email.iter_attachments()]
+    copy = "\n".join(lines) + "\n\n" + text
+    if files:
+        copy += "\n[attached: " + ", ".join(files) + "]\n"
+    return str(email["Subject"] or ""), copy
 
 
 def _address(text: str) -> Address:

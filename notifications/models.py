@@ -79,6 +79,10 @@ class Message(Base):
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Written when the message is rendered for sending: what the outbox page shows of it.
+    subject: Mapped[str | None] = mapped_column(String(250), default=None)
+    # The headers a reader sees and the plain-text body, exactly as they went out.
+    sent_copy: Mapped[str | None] = mapped_column(Text, default=None)
 
     __table_args__ = (
         Index("ix_messages_due", "status", "due_at"),

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -216,6 +216,21 @@ async def finish(
         .values(**values)
     )
     return int(result.rowcount)
+
+
+async def record_copies(conn: AsyncConnection, copies: dict[int, tuple[str, str]]) -> None:
+    """Keep each message's subject and sent copy (``messages.sent_copy``), in one statement."""
+    if copies:
+        await conn.execute(
+            update(Message)
+            .where(Message.id == bindparam("message_id"))
+            .values(subject=bindparam("new_subject"), sent_copy=bindparam("new_copy"))
+            .execution_options(synchronize_session=False),
+            [
+                {"message_id": i, "new_subject": subject[:250], "new_copy": copy}
+                for i, (subject, copy) in copies.items()
+            ],
+        )
 
 
 async def list_messages(

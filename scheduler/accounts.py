@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from notifications.models import utcnow
 from scheduler.db import Database
-from scheduler.errors import AlreadyExists, Unauthorized
+from scheduler.errors import AlreadyExists, Invalid, NotFound, Unauthorized
 from scheduler.models import AdminUser
 from scheduler.validation import Fields
 
@@ -60,10 +60,7 @@ async def create_admin(db: Database, email: str, password: str) -> str:
     """
     fields = Fields({"email": email})
     clean = fields.email("email")
-    if len(password) < MIN_PASSWORD:
-        fields.fail("password", f"must be at least {MIN_PASSWORD} characters")
-    if len(password) > 1024:
-        fields.fail("password", "must be at most 1024 characters")
+    _check_password(fields, "password", password)
     fields.done()
     assert clean is not None
     try:
@@ -78,6 +75,61 @@ async def create_admin(db: Database, email: str, password: str) -> str:
     except IntegrityError as exc:
         raise AlreadyExists("admin", clean, "email") from exc
     return clean.lower()
+
+
+def _check_password(fields: Fields, name: str, password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        fields.fail(name, f"must be at least {MIN_PASSWORD} characters")
+    if len(password) > 1024:
+        fields.fail(name, "must be at most 1024 characters")
+
+
+async def set_password(db: Database, email: str, password: str) -> int:
+    """Give the admin ``email`` a new password; returns their id.
+
+    The one place a password changes (the command line's ``admin password`` and the admin's
+    "change my password" page both call it), so whatever must follow a change, such as ending
+    that admin's other signed-in sessions, belongs here. Raises ``Invalid`` (short or long
+    password) and ``NotFound`` (no such admin).
+    """
+    fields = Fields({})
+    _check_password(fields, "password", password)
+    fields.done()
+    async with db.write() as conn:
+        admin_id = (
+            await conn.execute(
+                update(AdminUser)
+                .where(AdminUser.email == email.strip().lower())
+                .values(password_hash=hasher().hash(password))
+                .returning(AdminUser.id)
+            )
+        ).scalar_one_or_none()
+        if admin_id is None:
+            raise NotFound("admin", email.strip().lower())
+    return int(admin_id)
+
+
+async def change_own_password(
+    db: Database, email: str, current: str, new: str, repeated: str
+) -> int:
+    """A signed-in admin changes their password, proving the current one first.
+
+    Raises ``Invalid`` naming the field: ``current_password`` (wrong), ``new_password`` (too
+    short, too long, or the same as the current one) or ``repeat_password`` (differs).
+    """
+    try:
+        admin_id = await verify_login(db, email, current)
+    except Unauthorized as exc:
+        raise Invalid({"current_password": "is not your current password"}) from exc
+    fields = Fields({})
+    _check_password(fields, "new_password", new)
+    if new == current:
+        fields.fail("new_password", "must differ from the current password")
+    if repeated != new:
+        fields.fail("repeat_password", "does not match the new password")
+    fields.done()
+    await set_password(db, email, new)
+    return admin_id
 
 
 async def count_admins(db: Database) -> int:

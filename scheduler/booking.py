@@ -32,7 +32,16 @@ from scheduler.errors import (
     NotFound,
     SchedulerError,
 )
-from scheduler.models import ATTENDANCE, CANCELLED, CONFIRMED, WAITLISTED, Registration, SeatPool
+from scheduler.models import (
+    ATTENDANCE,
+    CANCELLED,
+    CONFIRMED,
+    WAITLISTED,
+    Registration,
+    SeatPool,
+    TrainingSession,
+    shown_status,
+)
 from scheduler.registration_sql import (
     LOCK_SESSION,
     AsyncpgTx,
@@ -77,6 +86,8 @@ class RegistrationResult:
     # The session's row as this change saw it under its lock (register only), with the course's
     # slug and title: enough to describe the session without reading it again.
     session: Any = field(default=None, repr=False, compare=False)
+    # Who got a seat because of this change (cancel only), in the order they were promoted.
+    promoted: tuple[int, ...] = ()
 
 
 async def lock_session(conn: AsyncConnection, session_id: int) -> Row[*tuple[Any, ...]]:
@@ -333,13 +344,20 @@ async def find_by_token(conn: AsyncConnection, token: str) -> Row[Any]:
 
 
 async def describe(conn: AsyncConnection, registration: Row[Any]) -> RegistrationResult:
+    """The registration as its holder sees it: cancelled with its session (``shown_status``)."""
+    session_status = (
+        await conn.execute(
+            select(TrainingSession.status).where(TrainingSession.id == registration.session_id)
+        )
+    ).scalar_one()
+    status = shown_status(registration.status, session_status)
     position = None
-    if registration.status == WAITLISTED:
+    if status == WAITLISTED:
         position = await waitlist_position(conn, registration.pool_id, registration.waitlist_seq)
     return RegistrationResult(
         registration.id,
         registration.session_id,
-        registration.status,
+        status,
         registration.attendance,
         position,
         registration.token,
@@ -353,11 +371,14 @@ async def cancel(
     reminder_offsets: tuple[timedelta, ...],
     now: datetime | None = None,
     by_admin: bool = False,
+    reason: str | None = None,
 ) -> RegistrationResult:
     """Cancel the registration holding ``token`` and give its seat to the next in line.
 
-    Cancelling twice is harmless and returns the cancelled registration. Raises ``NotFound``
-    for an unknown token and ``Gone`` once the session has started (registrants only).
+    ``by_admin`` means the training team did it: their email says so, with ``reason`` if
+    given. The outcome names who was promoted into the freed seat. Cancelling twice is
+    harmless and returns the cancelled registration. Raises ``NotFound`` for an unknown token
+    and ``Gone`` once the session has started (registrants only).
     """
     now = now or utcnow()
     async with db.write() as conn:
@@ -392,10 +413,17 @@ async def cancel(
                 registration.email,
                 registration_id=registration.id,
                 session_id=session.id,
-                payload={"was": registration.status},
+                payload={
+                    "was": registration.status,
+                    "by": "admin" if by_admin else "registrant",
+                    "reason": (reason or "").strip()[:500],
+                },
             )
+        promoted: list[int] = []
         if registration.status == CONFIRMED:
-            await fill_from_waitlist(conn, session, reminder_offsets=reminder_offsets, now=now)
+            promoted = await fill_from_waitlist(
+                conn, session, reminder_offsets=reminder_offsets, now=now
+            )
         return RegistrationResult(
             registration.id,
             registration.session_id,
@@ -403,14 +431,38 @@ async def cancel(
             registration.attendance,
             None,
             registration.token,
+            promoted=tuple(promoted),
         )
 
 
-async def set_outcome(db: Database, registration_id: int, outcome: str | None) -> None:
-    """Mark a confirmed registration attended or no-show (or clear it). Raises ``NotFound``."""
+async def set_outcome(
+    db: Database, registration_id: int, outcome: str | None, *, now: datetime | None = None
+) -> None:
+    """Mark a confirmed registration attended or no-show (or clear it).
+
+    Attendance exists only once the session has started, and never for a cancelled one.
+    Raises ``NotFound``, ``Invalid`` and ``Conflict`` (not started yet, or cancelled).
+    """
     if outcome not in (None, "attended", "no_show"):
         raise Invalid({"outcome": "must be attended or no_show"})
+    now = now or utcnow()
     async with db.write() as conn:
+        session = (
+            await conn.execute(
+                select(TrainingSession.status, TrainingSession.starts_at)
+                .join(Registration, Registration.session_id == TrainingSession.id)
+                .where(Registration.id == registration_id)
+            )
+        ).first()
+        if session is None:
+            raise NotFound("registration", registration_id)
+        if session.status == CANCELLED:
+            raise Conflict("the session is cancelled", {"status": "cancelled"})
+        if now < session.starts_at:
+            raise Conflict(
+                "attendance can be marked once the session has started",
+                {"outcome": "the session has not started yet"},
+            )
         result = await conn.execute(
             update(Registration)
             .where(and_(Registration.id == registration_id, Registration.status == CONFIRMED))

@@ -210,15 +210,18 @@ def _add_timezones(cal: Calendar, sessions: Iterable[SessionView]) -> None:
 # -- text ------------------------------------------------------------------------------------
 
 
-def location_text(session: SessionView) -> str:
-    """Venue and address for in-person seats, or the words for a live virtual session."""
-    if session.mode == "virtual":
+def location_text(session: SessionView, seat: str | None = None) -> str:
+    """Venue and address for in-person seats, or the words for a live virtual session.
+
+    With ``seat`` (a registrant's attendance) a hybrid session is only the place of that seat.
+    """
+    if session.mode == "virtual" or seat == "virtual":
         return VIRTUAL_LOCATION
     region = " ".join(p for p in (session.venue_state, session.venue_postal_code) if p)
     place = ", ".join(
         p for p in (session.venue_name, session.venue_address, session.venue_city, region) if p
     )
-    if session.mode == "hybrid":
+    if session.mode == "hybrid" and seat is None:
         return f"{place} (or {VIRTUAL_LOCATION.lower()})" if place else VIRTUAL_LOCATION
     return place
 
@@ -431,7 +434,7 @@ def registration_invite(
     if registration.attendance == "virtual" or session.mode == "virtual":
         event.add("location", join_url or VIRTUAL_LOCATION)
     else:
-        event.add("location", location_text(session))
+        event.add("location", location_text(session, registration.attendance))
     if join_url:
         event.add("url", join_url)
         event.add(
@@ -475,7 +478,11 @@ def add_to_calendar_links(
 
     The join URL goes into the event text only for a confirmed virtual seat, as in the invite.
     """
-    confirmed_virtual = registration.status == "confirmed" and registration.attendance == "virtual"
+    confirmed_virtual = (
+        registration.status == "confirmed"
+        and registration.attendance == "virtual"
+        and session.status != "cancelled"
+    )
     join_url = session.join_url if confirmed_virtual else None
     manage = manage_page(settings, registration.token)
     details = "\n".join(
@@ -490,7 +497,7 @@ def add_to_calendar_links(
     if registration.attendance == "virtual" or session.mode == "virtual":
         where = join_url or VIRTUAL_LOCATION
     else:
-        where = location_text(session)
+        where = location_text(session, registration.attendance)
     start = session.starts_at.astimezone(UTC)
     end = session.ends_at.astimezone(UTC)
     google = form_encode(

@@ -31,6 +31,7 @@ from scheduler.models import (
     Registration,
     SeatPool,
     TrainingSession,
+    shown_status,
 )
 from scheduler.validation import Fields
 
@@ -275,12 +276,12 @@ def parse_session(data: Any, *, current: SessionView | None = None) -> dict[str,
     starts = values.get("starts_at") or (current.starts_at if current else None)
     ends = values.get("ends_at") or (current.ends_at if current else None)
     if starts and ends and ends <= starts:
-        raise Invalid({"ends_at": "must be after starts_at"})
+        raise Invalid({"ends_at": "must be after the start"})
     if starts and ends and ends - starts > timedelta(days=14):
         raise Invalid({"ends_at": "a session lasts at most 14 days"})
     closes = values.get("registration_closes_at")
     if closes and starts and closes > starts:
-        raise Invalid({"registration_closes_at": "must not be after starts_at"})
+        raise Invalid({"registration_closes_at": "must not be after the start"})
     venue_name = values.get("venue_name") or (current.venue_name if current else None)
     if mode in ("in_person", "hybrid") and not venue_name:
         raise Invalid({"venue.name": "an in-person or hybrid session needs a venue"})
@@ -292,10 +293,39 @@ def parse_session(data: Any, *, current: SessionView | None = None) -> dict[str,
     return {"values": values, "capacities": capacities}
 
 
+def check_not_past(data: Any, values: dict[str, Any], now: datetime, *, creating: bool) -> None:
+    """Refuse a start (or, for a new session, a registration close) already in the past.
+
+    Such a session would vanish from every list the moment it is saved, so it takes an explicit
+    ``record_past: true`` (the form's "record a past session" box). Raises ``Invalid``.
+    """
+    if isinstance(data, dict) and data.get("record_past") in (True, "true", "1", "on"):
+        return
+    fields: dict[str, str] = {}
+    starts = values.get("starts_at")
+    if starts is not None and starts <= now:
+        fields["starts_at"] = (
+            "is in the past; to record a session that already took place, say so explicitly"
+        )
+    closes = values.get("registration_closes_at")
+    # Closing registration early on an existing session is a change an admin makes on purpose.
+    if creating and closes is not None and closes <= now:
+        fields["registration_closes_at"] = (
+            "is in the past, so registration would never open; leave it empty or choose later"
+        )
+    if fields:
+        raise Invalid(fields)
+
+
 async def create_session(db: Database, slug: str, data: Any) -> SessionView:
-    """Schedule a session of course ``slug``. Raises ``NotFound`` or ``Invalid``."""
+    """Schedule a session of course ``slug``.
+
+    Raises ``NotFound`` or ``Invalid`` (also for a start or close time already past, unless
+    the body says ``record_past``).
+    """
     parsed = parse_session(data)
     now = utcnow()
+    check_not_past(data, parsed["values"], now, creating=True)
     async with db.write() as conn:
         course = await get_course(conn, slug)
         session_id = (
@@ -362,6 +392,8 @@ async def update_session(
         if current.status == CANCELLED:
             raise Conflict("a cancelled session cannot be changed", {"status": "cancelled"})
         parsed = parse_session(data, current=current)
+        if "starts_at" in parsed["values"] and parsed["values"]["starts_at"] != current.starts_at:
+            check_not_past(data, {"starts_at": parsed["values"]["starts_at"]}, now, creating=False)
         values: dict[str, Any] = {
             k: v for k, v in parsed["values"].items() if getattr(current, k) != v
         }
@@ -620,7 +652,14 @@ async def upcoming_counts(conn: AsyncConnection, now: datetime) -> dict[int, int
 
 
 async def roster(conn: AsyncConnection, session_id: int) -> list[dict[str, Any]]:
-    """Every registration of a session, confirmed first, then each waitlist in order."""
+    """Every registration of a session, confirmed first, then each waitlist in order.
+
+    In a cancelled session everyone shows as cancelled (``shown_status``); what they held
+    until then stays in ``held``.
+    """
+    session_status = (
+        await conn.execute(select(TrainingSession.status).where(TrainingSession.id == session_id))
+    ).scalar_one_or_none()
     rows = (
         await conn.execute(
             select(Registration)
@@ -637,7 +676,9 @@ async def roster(conn: AsyncConnection, session_id: int) -> list[dict[str, Any]]
     positions: dict[str, int] = {}
     for row in rows:
         entry = dict(row._mapping)
-        if row.status == WAITLISTED:
+        entry["held"] = row.status
+        entry["status"] = shown_status(row.status, session_status or "scheduled")
+        if entry["status"] == WAITLISTED:
             positions[row.attendance] = positions.get(row.attendance, 0) + 1
             entry["waitlist_position"] = positions[row.attendance]
         else:

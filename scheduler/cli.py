@@ -1,4 +1,5 @@
-"""The command line: ``scheduler serve | migrate | demo | admin create | token create | outbox``."""
+"""The command line: ``scheduler serve | migrate | demo | admin create | admin password |
+token create | outbox``."""
 
 from __future__ import annotations
 
@@ -37,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--password-stdin", action="store_true", help="read the password from stdin"
     )
 
+    password = admin_commands.add_parser("password", help="set a new password for an admin")
+    password.add_argument("email")
+    password.add_argument(
+        "--password-stdin", action="store_true", help="read the new password from stdin"
+    )
+
     token = commands.add_parser("token", help="manage admin API tokens")
     token_commands = token.add_subparsers(dest="token_command", required=True)
     token_create = token_commands.add_parser("create", help="print a new API token once")
@@ -73,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 else "demo catalogue already loaded"
             )
             return 0
+        if args.command == "admin" and args.admin_command == "password":
+            return asyncio.run(_admin_password(settings, args.email, args.password_stdin))
         if args.command == "admin":
             return asyncio.run(_admin_create(settings, args.email, args.password_stdin))
         if args.command == "outbox":
@@ -103,14 +112,35 @@ async def _demo(settings: Settings, *, verbose: bool = False, only_if_empty: boo
         await db.dispose()
 
 
-async def _admin_create(settings: Settings, email: str, from_stdin: bool) -> int:
+def _read_password(from_stdin: bool, prompt: str = "Password: ") -> str | None:
+    """The password from stdin's first line, or typed twice; None when the two differ."""
     if from_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = getpass.getpass("Password: ")
-        if password != getpass.getpass("Again: "):
-            print("scheduler: the passwords differ", file=sys.stderr)
-            return 1
+        return sys.stdin.readline().rstrip("\r\n")
+    password = getpass.getpass(prompt)
+    if password != getpass.getpass("Again: "):
+        print("scheduler: the passwords differ", file=sys.stderr)
+        return None
+    return password
+
+
+async def _admin_password(settings: Settings, email: str, from_stdin: bool) -> int:
+    password = _read_password(from_stdin, "New password: ")
+    if password is None:
+        return 1
+    await migrate.upgrade(settings.database_url)
+    db = Database.from_url(settings.database_url)
+    try:
+        await accounts.set_password(db, email, password)
+    finally:
+        await db.dispose()
+    print(f"password of admin {email.strip().lower()} changed")
+    return 0
+
+
+async def _admin_create(settings: Settings, email: str, from_stdin: bool) -> int:
+    password = _read_password(from_stdin)
+    if password is None:
+        return 1
     await migrate.upgrade(settings.database_url)
     db = Database.from_url(settings.database_url)
     try:

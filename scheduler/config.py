@@ -11,8 +11,10 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./scheduler.db"
 _OFFSET = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
@@ -32,6 +34,10 @@ class Settings:
     smtp_url: str | None = field(default=None, repr=False)
     mail_dir: Path = Path("./mail")
     mail_from: str = "Training Scheduler <no-reply@training.invalid>"
+    # Where a registrant's reply goes (a person or a team mailbox); unset: no Reply-To.
+    reply_to: str | None = None
+    # The zone admin pages that are not about one session (outbox, tokens) show times in.
+    admin_timezone: str = "UTC"
     reminder_offsets: tuple[timedelta, ...] = (
         timedelta(days=7),
         timedelta(days=1),
@@ -98,6 +104,22 @@ class Settings:
             kwargs["mail_dir"] = Path(mail_dir)
         if (mail_from := get("MAIL_FROM")) is not None:
             kwargs["mail_from"] = mail_from
+        if (reply_to := get("REPLY_TO")) is not None:
+            _, address = parseaddr(reply_to)
+            local, at, domain = address.rpartition("@")
+            if not (local and at and "." in domain) or any(c in reply_to for c in "\r\n"):
+                raise ConfigError(
+                    "SCHEDULER_REPLY_TO", reply_to, "use an address like Training Team <t@x.org>"
+                )
+            kwargs["reply_to"] = reply_to
+        if (admin_zone := get("ADMIN_TIMEZONE")) is not None:
+            try:
+                ZoneInfo(admin_zone)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ConfigError(
+                    "SCHEDULER_ADMIN_TIMEZONE", admin_zone, "use an IANA zone like America/Chicago"
+                ) from exc
+            kwargs["admin_timezone"] = admin_zone
         if (offsets := get("REMINDER_OFFSETS")) is not None:
             kwargs["reminder_offsets"] = parse_offsets(offsets)
         if (limit := get("RATE_LIMIT")) is not None:

@@ -50,7 +50,11 @@ def make_dispatcher(
     """The dispatcher the app runs, wired to the scheduler's database and content."""
     return Dispatcher(
         db.write,
-        mailer=Mailer(transport or make_transport(settings), mail_from=settings.mail_from),
+        mailer=Mailer(
+            transport or make_transport(settings),
+            mail_from=settings.mail_from,
+            reply_to=settings.reply_to,
+        ),
         provide=MailContextProvider(db, settings),
         lease=settings.outbox_lease,
         batch_size=OUTBOX_BATCH,

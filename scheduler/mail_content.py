@@ -181,6 +181,8 @@ class MailContextProvider:
             "position": position,
             "was": payload.get("was", registration.status),
             "reason": payload.get("reason") or "",
+            # Who cancelled a registration: "admin" (the training team) or the registrant.
+            "by": payload.get("by") or "registrant",
             "starts_in": _starts_in(int(payload.get("offset_seconds", 0))),
             "place": _place(session.mode, _venue(session), attendance),
             "old": _old(payload, session, attendance),
@@ -397,14 +399,21 @@ def _old(payload: dict[str, Any], session: SessionView, attendance: str) -> dict
         "city": payload.get("old_venue_city"),
         "state": payload.get("old_venue_state"),
     }
+    starts = instant("old_starts_at", session.starts_at)
+    ends = instant("old_ends_at", session.ends_at)
+    place = _place(
+        payload.get("old_mode") or session.mode, venue if venue["name"] else None, attendance
+    )
+    now_zone = session.zone
     return {
-        "starts": instant("old_starts_at", session.starts_at),
-        "ends": instant("old_ends_at", session.ends_at),
-        "place": _place(
-            payload.get("old_mode") or session.mode,
-            venue if venue["name"] else None,
-            attendance,
+        "starts": starts,
+        "ends": ends,
+        "place": place,
+        # Only what changed is marked as changed; the zone counts, as the wall clock moves.
+        "time_changed": (
+            starts != session.starts_at or ends != session.ends_at or str(zone) != str(now_zone)
         ),
+        "place_changed": place != _place(session.mode, _venue(session), attendance),
     }
 
 

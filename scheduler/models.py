@@ -215,6 +215,13 @@ class LoginSession(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 
     __table_args__ = (Index("ix_login_sessions_user", "kind", "user_id"),)
+def shown_status(registration_status: str, session_status: str) -> str:
+    """A registration's status as every surface shows it (API, pages, roster, feeds, invites).
+
+    A cancelled session cancels every registration in it, whatever the row still says: its
+    people are shown cancelled, hold no seat and never see the join URL again.
+    """
+    return CANCELLED if session_status == CANCELLED else registration_status
 
 
 def row_dict(row: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import insert, select, update
 
@@ -20,6 +20,8 @@ from scheduler.errors import Invalid, NotFound, Unauthorized
 from scheduler.models import ApiToken
 
 PREFIX = "sch_"
+# "Last used" is kept to the minute: a busy client does not turn every request into a write.
+LAST_USED_STEP = timedelta(minutes=1)
 
 
 def hash_token(token: str) -> str:
@@ -32,6 +34,7 @@ class TokenInfo:
     name: str
     created_at: datetime
     revoked_at: datetime | None
+    last_used_at: datetime | None = None
 
 
 async def create_token(db: Database, name: str) -> str:
@@ -64,13 +67,21 @@ async def verify(db: Database, authorization: str | None) -> TokenInfo:
         ).first()
     if row is None or not hmac.compare_digest(row.token_hash, digest):
         raise Unauthorized()
-    return TokenInfo(row.id, row.name, row.created_at, row.revoked_at)
+    now = utcnow()
+    last_used = row.last_used_at
+    if last_used is None or now - last_used >= LAST_USED_STEP:
+        async with db.write() as conn:
+            await conn.execute(
+                update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now)
+            )
+        last_used = now
+    return TokenInfo(row.id, row.name, row.created_at, row.revoked_at, last_used)
 
 
 async def list_tokens(db: Database) -> list[TokenInfo]:
     async with db.read() as conn:
         rows = (await conn.execute(select(ApiToken).order_by(ApiToken.id))).all()
-    return [TokenInfo(r.id, r.name, r.created_at, r.revoked_at) for r in rows]
+    return [TokenInfo(r.id, r.name, r.created_at, r.revoked_at, r.last_used_at) for r in rows]
 
 
 async def revoke_token(db: Database, token_id: int) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
+from argon2.exceptions import VerifyMismatchError
 from sqlalchemy import text
 
 from scheduler import migrate
@@ -144,6 +145,32 @@ async def test_admin_create_refuses_a_short_password_and_writes_nothing(run, dat
     assert done.returncode == 1
     assert "password" in done.stderr
     assert await query(database_url, "SELECT id FROM admin_users") == []
+
+
+async def test_admin_password_resets_from_stdin_and_the_old_one_stops_working(run, database_url):
+    old, new = "correct horse battery staple", "a new and longer passphrase"
+    made = run(database_url, "admin", "create", "chief@example.org", "--password-stdin", stdin=old)
+    assert made.returncode == 0, made.stderr
+    done = run(
+        database_url, "admin", "password", "Chief@Example.org", "--password-stdin", stdin=new + "\n"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "chief@example.org" in done.stdout and new not in done.stdout + done.stderr
+    (admin,) = await query(database_url, "SELECT password_hash FROM admin_users")
+    assert PasswordHasher().verify(admin.password_hash, new)
+    with pytest.raises(VerifyMismatchError):
+        PasswordHasher().verify(admin.password_hash, old)
+
+    short = run(
+        database_url, "admin", "password", "chief@example.org", "--password-stdin", stdin="x"
+    )
+    assert short.returncode == 1 and "password" in short.stderr
+    nobody = run(
+        database_url, "admin", "password", "who@example.org", "--password-stdin", stdin=new
+    )
+    assert nobody.returncode == 1 and "does not exist" in nobody.stderr
+    (same,) = await query(database_url, "SELECT password_hash FROM admin_users")
+    assert same.password_hash == admin.password_hash
 
 
 @pytest.mark.parametrize(

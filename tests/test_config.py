@@ -144,3 +144,22 @@ def test_metrics_token_is_read_and_hidden():
     assert settings.metrics_token == "m" * 20
     assert "m" * 20 not in repr(settings)
     assert Settings.from_env({}, env_file=None).metrics_token is None
+def test_reply_to_and_admin_timezone(in_tmp):
+    assert Settings.from_env({}, env_file=None).reply_to is None
+    assert Settings.from_env({}, env_file=None).admin_timezone == "UTC"
+    settings = Settings.from_env(
+        {
+            "SCHEDULER_REPLY_TO": "Training Team <training@network.example.org>",
+            "SCHEDULER_ADMIN_TIMEZONE": "America/Chicago",
+        },
+        env_file=None,
+    )
+    assert settings.reply_to == "Training Team <training@network.example.org>"
+    assert settings.admin_timezone == "America/Chicago"
+    for name, value in (
+        ("SCHEDULER_REPLY_TO", "nobody"),
+        ("SCHEDULER_REPLY_TO", "a@localhost"),
+        ("SCHEDULER_ADMIN_TIMEZONE", "Mars/Olympus"),
+    ):
+        with pytest.raises(ConfigError, match=name):
+            Settings.from_env({name: value}, env_file=None)

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from notifications.models import utcnow
 from scheduler import booking, catalog, models
 from scheduler.errors import Conflict, Invalid, NotFound
 from scheduler.models import Registration
@@ -25,6 +26,7 @@ from scheduler.web.params import parse_id
 from scheduler.web.params import settings_of as _settings
 
 OUTCOMES = {"attended": "attended", "no_show": "no_show", "clear": None}
+OUTCOME_LABELS = {"attended": "attended", "no_show": "no-show", "clear": "not marked"}
 
 
 def _id(request: Request, name: str) -> int | None:
@@ -77,6 +79,7 @@ async def roster_page(request: Request) -> Response:
             "page_title": f"{session.course_title} — roster",
             "session": session,
             "groups": group_roster(session, entries),
+            "started": utcnow() >= session.starts_at,
         },
         private=True,
     )
@@ -111,16 +114,50 @@ async def _registration(request: Request) -> Any | None:
 
 @admin_page
 async def cancel_registration(request: Request) -> Response:
+    """GET asks for confirmation and an optional reason; the POST from that page cancels.
+
+    The person is told the training team cancelled their seat, with the reason; the flash
+    names whoever the freed seat went to.
+    """
     registration = await _registration(request)
     if registration is None:
         return error_page(request, 404, "Not found", "There is no such registration.")
-    await booking.cancel(
+    form = await request.form() if request.method == "POST" else None
+    if form is None or form.get("confirm") != "yes":
+        async with _db(request).read() as conn:
+            session = await catalog.get_session(conn, registration.session_id)
+        return render(
+            request,
+            "admin/registration_cancel.html",
+            {
+                "page_title": f"Cancel the registration of {registration.name}",
+                "registration": registration,
+                "session": session,
+            },
+            private=True,
+        )
+    reason = str(form.get("reason", "")).strip()[:500]
+    outcome = await booking.cancel(
         _db(request),
         registration.token,
         reminder_offsets=_settings(request).reminder_offsets,
         by_admin=True,
+        reason=reason,
     )
-    flash(request, f"Cancelled the registration of {registration.name}.")
+    message = f"Cancelled the registration of {registration.name}; they are told by email."
+    if outcome.promoted:
+        async with _db(request).read() as conn:
+            names = (
+                await conn.execute(
+                    select(Registration.id, Registration.name).where(
+                        Registration.id.in_(outcome.promoted)
+                    )
+                )
+            ).all()
+        by_id = dict(names)
+        moved = ", ".join(by_id[i] for i in outcome.promoted)
+        message += f" Promoted from the waitlist: {moved}."
+    flash(request, message)
     return RedirectResponse(f"/admin/sessions/{registration.session_id}", 303)
 
 
@@ -150,15 +187,23 @@ async def mark_outcome(request: Request) -> Response:
         return error_page(request, 422, "Invalid", "Choose attended, no-show or clear.")
     try:
         await booking.set_outcome(_db(request), registration.id, OUTCOMES[choice])
+    except Conflict as exc:
+        flash(request, f"Attendance not saved: {exc.message}.")
     except (NotFound, Invalid):
         flash(request, "Only a confirmed registration can be marked attended or no-show.")
+    else:
+        flash(request, f"Attendance saved: {registration.name} — {OUTCOME_LABELS[choice]}.")
     return RedirectResponse(f"/admin/sessions/{registration.session_id}", 303)
 
 
 routes = [
     Route("/admin/sessions/{session_id}", roster_page, methods=["GET"]),
     Route("/admin/sessions/{session_id}/roster.csv", roster_csv_download, methods=["GET"]),
-    Route("/admin/registrations/{registration_id}/cancel", cancel_registration, methods=["POST"]),
+    Route(
+        "/admin/registrations/{registration_id}/cancel",
+        cancel_registration,
+        methods=["GET", "POST"],
+    ),
     Route("/admin/registrations/{registration_id}/promote", promote_registration, methods=["POST"]),
     Route("/admin/registrations/{registration_id}/outcome", mark_outcome, methods=["POST"]),
 ]

@@ -7,18 +7,22 @@ now, with its attempts reset, so the dispatcher picks it up on its next pass.
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from typing import Any
+
+from sqlalchemy import Select, func, select, update
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from notifications.models import Message, MessageStatus, utcnow
-from scheduler import tokens
+from scheduler import accounts, tokens
 from scheduler.errors import Invalid, NotFound
+from scheduler.models import Course, TrainingSession
 from scheduler.web.auth import admin_page
 from scheduler.web.pages import error_page, flash, render
 from scheduler.web.params import db_of as _db
 from scheduler.web.params import parse_id
+from scheduler.web.params import settings_of as _settings
 
 OUTBOX_STATUSES = (
     MessageStatus.PENDING,
@@ -46,7 +50,10 @@ async def outbox_page(request: Request) -> Response:
         order = Message.id.desc() if newest_first else Message.due_at
         messages = (
             await conn.execute(
-                select(Message).where(Message.status == status).order_by(order).limit(PAGE_SIZE)
+                _with_session(select(Message))
+                .where(Message.status == status)
+                .order_by(order)
+                .limit(PAGE_SIZE)
             )
         ).all()
     return render(
@@ -60,6 +67,45 @@ async def outbox_page(request: Request) -> Response:
             "messages": messages,
             "resendable": RESENDABLE,
             "page_size": PAGE_SIZE,
+            "admin_zone": _settings(request).admin_timezone,
+        },
+        private=True,
+    )
+
+
+def _with_session(stmt: Select[Any]) -> Select[Any]:
+    """Add the course title and start of the message's session (if any) to a messages query."""
+    return stmt.add_columns(
+        Course.title.label("course_title"),
+        TrainingSession.starts_at.label("session_starts_at"),
+        TrainingSession.timezone.label("session_timezone"),
+    ).select_from(
+        Message.__table__.outerjoin(
+            TrainingSession.__table__, TrainingSession.id == Message.session_id
+        ).outerjoin(Course.__table__, Course.id == TrainingSession.course_id)
+    )
+
+
+@admin_page
+async def message_page(request: Request) -> Response:
+    """One message: its state and, once rendered, its headers and text as they went out."""
+    message_id = parse_id(request.path_params["message_id"])
+    if message_id is None:
+        return error_page(request, 404, "Not found", "There is no such message.")
+    async with _db(request).read() as conn:
+        message = (
+            await conn.execute(_with_session(select(Message)).where(Message.id == message_id))
+        ).first()
+    if message is None:
+        return error_page(request, 404, "Not found", "There is no such message.")
+    return render(
+        request,
+        "admin/message.html",
+        {
+            "page_title": f"Message {message.id}",
+            "msg": message,
+            "resendable": RESENDABLE,
+            "admin_zone": _settings(request).admin_timezone,
         },
         private=True,
     )
@@ -107,6 +153,7 @@ async def tokens_page(request: Request) -> Response:
         {
             "page_title": "API tokens",
             "tokens": await tokens.list_tokens(_db(request)),
+            "admin_zone": _settings(request).admin_timezone,
             "new_token": new_token,
             "new_name": new_name,
             "values": values,
@@ -131,8 +178,40 @@ async def revoke(request: Request) -> Response:
     return RedirectResponse("/admin/tokens", 303)
 
 
+@admin_page
+async def password_page(request: Request) -> Response:
+    """ "Change my password": the current one, then the new one twice."""
+    errors: dict[str, str] = {}
+    status_code = 200
+    if request.method == "POST":
+        form = await request.form()
+        email = str(request.session.get("admin_email", ""))
+        try:
+            await accounts.change_own_password(
+                _db(request),
+                email,
+                str(form.get("current_password", ""))[:1024],
+                str(form.get("new_password", ""))[:2048],
+                str(form.get("repeat_password", ""))[:2048],
+            )
+        except Invalid as exc:
+            errors, status_code = dict(exc.fields), 422
+        else:
+            flash(request, "Your password is changed. Use the new one next time you sign in.")
+            return RedirectResponse("/admin", 303)
+    return render(
+        request,
+        "admin/password.html",
+        {"page_title": "Change my password", "errors": errors},
+        status_code=status_code,
+        private=True,
+    )
+
+
 routes = [
+    Route("/admin/password", password_page, methods=["GET", "POST"]),
     Route("/admin/outbox", outbox_page, methods=["GET"]),
+    Route("/admin/outbox/{message_id}", message_page, methods=["GET"]),
     Route("/admin/outbox/{message_id}/resend", resend, methods=["POST"]),
     Route("/admin/tokens", tokens_page, methods=["GET", "POST"]),
     Route("/admin/tokens/{token_id}/revoke", revoke, methods=["POST"]),

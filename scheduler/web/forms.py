@@ -77,6 +77,7 @@ def session_body(form: FormData) -> tuple[dict[str, Any], dict[str, str]]:
     capacity on a virtual session is not an error. Empty optional fields mean "none".
     """
     values = text_values(form, SESSION_FIELDS)
+    values["record_past"] = "on" if form.get("record_past") == "on" else ""
     mode = values["mode"]
     body: dict[str, Any] = {
         "starts_at": values["starts_at"],
@@ -85,6 +86,7 @@ def session_body(form: FormData) -> tuple[dict[str, Any], dict[str, str]]:
         "mode": mode or None,
         "max_per_agency": values["max_per_agency"] or None,
         "registration_closes_at": values["registration_closes_at"] or None,
+        "record_past": form.get("record_past") == "on",
     }
     offered = POOLS_OF_MODE.get(mode, ("in_person", "virtual"))
     for attendance in offered:

@@ -186,6 +186,10 @@ SCHEMAS: dict[str, Any] = {
             "platform": {"type": "string", "maxLength": 80},
             "max_per_agency": {"type": ["integer", "null"], "minimum": 1},
             "registration_closes_at": {"type": ["string", "null"]},
+            "record_past": {
+                "type": "boolean",
+                "description": "allow a start (and close) before now: a session already held",
+            },
         },
     },
     "SessionPatch": {
@@ -202,6 +206,7 @@ SCHEMAS: dict[str, Any] = {
             "platform": _STR,
             "max_per_agency": {"type": ["integer", "null"], "minimum": 1},
             "registration_closes_at": {"type": ["string", "null"]},
+            "record_past": {"type": "boolean", "description": "allow moving the start before now"},
         },
     },
     "CancelSession": {"type": "object", "properties": {"reason": {"type": "string"}}},
@@ -260,7 +265,14 @@ SCHEMAS: dict[str, Any] = {
             "session_id": _INT,
             "pool_id": _INT,
             "attendance": {"enum": ["in_person", "virtual"]},
-            "status": {"enum": ["confirmed", "waitlisted", "cancelled"]},
+            "status": {
+                "enum": ["confirmed", "waitlisted", "cancelled"],
+                "description": "cancelled for everyone once the session is cancelled",
+            },
+            "held": {
+                "enum": ["confirmed", "waitlisted", "cancelled"],
+                "description": "what the person held until the session was cancelled",
+            },
             "waitlist_position": _NINT,
             "name": _STR,
             "email": _STR,

@@ -76,7 +76,8 @@ def session_json(
                 "capacity": pool.capacity,
                 "confirmed": pool.confirmed,
                 "waitlisted": pool.waitlisted,
-                "available": pool.available,
+                # A cancelled session offers no seat, whatever its pools still count.
+                "available": pool.available if session.status != "cancelled" else 0,
             }
             for pool in session.pools
         },

@@ -55,8 +55,14 @@ async def _course_page(
     form_session: int | None = None,
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
+    carry_values: bool = False,
     status_code: int = 200,
 ) -> Response:
+    """The course page; after a refused registration, with that form's values and errors.
+
+    ``carry_values`` (the session no longer takes registrations) also fills every open
+    session's form with what was typed, so nothing has to be typed again.
+    """
     now = utcnow()
     try:
         async with _db(request).read() as conn:
@@ -76,6 +82,7 @@ async def _course_page(
             "form_session": form_session,
             "values": values or {},
             "errors": errors or {},
+            "carry_values": carry_values,
         },
         status_code=status_code,
     )
@@ -114,7 +121,7 @@ async def register(request: Request) -> Response:
             errors["email"] = "this email is already registered for this session"
             status_code = 409
     except Gone as exc:
-        errors = {"form": exc.message}
+        errors = {"form": _refusal(exc.message)}
         status_code = 410
     else:
         return RedirectResponse(f"/registrations/{outcome.token}/result", 303)
@@ -124,8 +131,14 @@ async def register(request: Request) -> Response:
         form_session=session_id,
         values=values,
         errors=errors,
+        carry_values=status_code == 410,
         status_code=status_code,
     )
+
+
+def _refusal(reason: str) -> str:
+    """A domain refusal as a sentence for the person whose form it refused."""
+    return reason[:1].upper() + reason[1:] + "."
 
 
 async def _registration(
@@ -173,10 +186,18 @@ async def manage_page(request: Request) -> Response:
     return await _registration_page(request, "public/manage.html")
 
 
+async def cancel_confirmation(request: Request) -> Response:
+    """Cancelling asks first: this page, whose form posts the confirmed cancellation."""
+    return await _registration_page(request, "public/cancel.html")
+
+
 @protected
 async def cancel_registration(request: Request) -> Response:
+    """The confirmed cancellation; a post without the confirmation shows the question again."""
     token = request.path_params["token"]
     settings = _settings(request)
+    if (await request.form()).get("confirm") != "yes":
+        return await _registration_page(request, "public/cancel.html")
     try:
         await booking.cancel(_db(request), token, reminder_offsets=settings.reminder_offsets)
     except NotFound:
@@ -193,5 +214,6 @@ routes = [
     Route("/sessions/{session_id}/register", register, methods=["POST"]),
     Route("/registrations/{token}", manage_page, methods=["GET"]),
     Route("/registrations/{token}/result", result_page, methods=["GET"]),
+    Route("/registrations/{token}/cancel", cancel_confirmation, methods=["GET"]),
     Route("/registrations/{token}/cancel", cancel_registration, methods=["POST"]),
 ]

@@ -2,8 +2,10 @@
 
 An admin signs in (by keyboard), creates a course and a hybrid session through the forms;
 registrants fill the in-person pool through the public form until the waitlist starts; the admin
-cancels one registration and the first waitlisted person shows as confirmed; the roster CSV
-downloads with the right rows; a registrant cancels from the manage page. Every page is
+cancels one registration (a confirmation page with a reason) and the flash names the waitlisted
+person now confirmed; the roster CSV downloads with the right rows; a registrant cancels from the
+manage page (again after a confirmation page); a registrant whose tab stayed open while
+registration closed gets the form back with what they typed and why (JavaScript off). Every page is
 screenshotted, hostile names must stay text, and no page may trip the CSP or open a dialog.
 """
 
@@ -86,6 +88,50 @@ def register(
     return page
 
 
+def late_registration_in_an_open_tab(
+    browser: Browser, admin: Page, url: str, roster_url: str, shots
+) -> None:
+    """A registrant fills the form in a tab left open while the admin closes registration;
+    the refused form comes back with everything typed and says why. No JavaScript needed."""
+    context = browser.new_context(java_script_enabled=False)
+    late = context.new_page()
+    # The refused form is answered 410, which Chromium logs as a failed load of the page
+    # itself; anything else on the console (a CSP violation, say) is still a problem.
+    problems: list[str] = []
+    late.on(
+        "console",
+        lambda msg: (
+            problems.append(msg.text)
+            if msg.type == "error" and "status of 410 (Gone)" not in msg.text
+            else None
+        ),
+    )
+    late.goto(url + "/courses/managing-bias")
+    late.get_by_text("Register for this session").click()
+    late.get_by_label("Full name").fill("Lee Late")
+    late.get_by_label("Work email").fill("lee@pd.example.org")
+    late.get_by_label("Agency").fill("Springfield PD")
+    late.get_by_label("Rank or role (optional)").fill("Sergeant")
+
+    admin.goto(roster_url)
+    admin.get_by_role("link", name="Edit or reschedule").click()
+    admin.get_by_label("Registration closes (optional)").fill("2026-01-01T09:00")
+    admin.get_by_role("button", name="Save session").click()
+    expect(admin.get_by_role("status")).to_contain_text("Session saved.")
+
+    late.get_by_role("button", name="Register").click()
+    alert = late.get_by_role("alert").first
+    expect(alert).to_contain_text("Your registration was not taken:")
+    expect(alert).to_contain_text("Registration for this session has closed.")
+    expect(late.get_by_label("Full name")).to_have_value("Lee Late")
+    expect(late.get_by_label("Work email")).to_have_value("lee@pd.example.org")
+    expect(late.get_by_label("Agency")).to_have_value("Springfield PD")
+    expect(late.get_by_label("Rank or role (optional)")).to_have_value("Sergeant")
+    shots(late, "public-late-registration-refused")
+    assert problems == []
+    context.close()
+
+
 def test_admin_and_registrants_walk_the_whole_story(browser: Browser, live, shots, watch):
     url = live.url
     admin = browser.new_context(accept_downloads=True)
@@ -139,9 +185,20 @@ def test_admin_and_registrants_walk_the_whole_story(browser: Browser, live, shot
     waitlist = page.locator('table[data-pool="in_person"][data-list="waitlisted"]')
     expect(confirmed.locator("td.name")).to_have_text(["Officer One", HOSTILE])
     expect(waitlist.locator("td.name")).to_have_text(["Officer Three"])
+    # The pool is full: promoting by hand could not work, so there is no Promote button.
+    expect(page.get_by_role("button", name=re.compile("^Promote"))).to_have_count(0)
     shots(page, "admin-roster-full")
-    page.get_by_role("button", name="Cancel registration of Officer One").click()
-    expect(page.get_by_role("status")).to_contain_text("Cancelled the registration of Officer One")
+    # Cancelling asks first, with room for a reason that goes into the email.
+    page.get_by_role("link", name="Cancel… registration of Officer One").click()
+    expect(
+        page.get_by_role("heading", name="Cancel the registration of Officer One?")
+    ).to_be_visible()
+    page.get_by_label("Reason (included in the email, optional)").fill("Booked twice by mistake")
+    shots(page, "admin-cancel-registration-confirmation")
+    page.get_by_role("button", name="Yes, cancel this registration").click()
+    status = page.get_by_role("status")
+    expect(status).to_contain_text("Cancelled the registration of Officer One")
+    expect(status).to_contain_text("Promoted from the waitlist: Officer Three.")
     expect(confirmed.locator("td.name")).to_have_text([HOSTILE, "Officer Three"])
     expect(page.locator('table[data-pool="in_person"][data-list="waitlisted"]')).to_have_count(0)
     shots(page, "admin-roster-after-cancel")
@@ -169,13 +226,18 @@ def test_admin_and_registrants_walk_the_whole_story(browser: Browser, live, shot
         vera.get_by_role("link", name="https://meet.example.org/secret-room-123")
     ).to_be_visible()
     shots(vera, "public-manage")
-    vera.get_by_role("button", name="Cancel my registration").click()
+    vera.get_by_role("link", name="Cancel my registration…").click()
+    expect(vera.get_by_role("heading", name="Cancel your registration?")).to_be_visible()
+    shots(vera, "public-cancel-confirmation")
+    vera.get_by_role("button", name="Yes, cancel my registration").click()
     expect(vera.get_by_role("status")).to_contain_text("Your registration is cancelled")
     expect(vera.get_by_text("secret-room-123")).to_have_count(0)
     shots(vera, "public-manage-cancelled")
     walt = results["walt@pd.example.org"]
     walt.get_by_role("link", name="Manage your registration").click()
     expect(walt.get_by_text("Confirmed — live virtual")).to_be_visible()
+
+    late_registration_in_an_open_tab(browser, page, url, roster_url, shots)
 
     page.goto(url + "/admin/outbox?status=pending")
     shots(page, "admin-outbox")

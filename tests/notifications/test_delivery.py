@@ -69,7 +69,8 @@ async def test_confirmation_in_person(
     assert mail["To"].addresses[0].addr_spec == "officer1@example.org"
     assert mail["To"].addresses[0].display_name == "Officer 1"
     assert mail["From"].addresses[0].addr_spec == "no-reply@training.invalid"
-    assert mail["Reply-To"] is not None and mail["Date"] is not None
+    # No SCHEDULER_REPLY_TO: no Reply-To pointing back at the no-reply sender.
+    assert mail["Reply-To"] is None and mail["Date"] is not None
     assert mail["Message-ID"].startswith("<outbox-") and mail["Message-ID"].endswith(
         "@training.invalid>"
     )

@@ -55,7 +55,6 @@ async def test_hostile_names_stay_in_their_header(
         [
             "Subject",
             "From",
-            "Reply-To",
             "To",
             "Date",
             "Message-ID",

@@ -29,12 +29,17 @@ async def make_admin(db: Database) -> None:
 async def sign_in(client: httpx.AsyncClient, db: Database) -> str:
     """Create the admin, sign in through the login form, return the session's CSRF token."""
     await make_admin(db)
+    return await log_in(client)
+
+
+async def log_in(client: httpx.AsyncClient, password: str = ADMIN_PASSWORD) -> str:
+    """Sign the existing admin in through the login form (e.g. again, after the clock moved)."""
     login_page = await client.get("/admin/login")
     response = await client.post(
         "/admin/login",
         data={
             "email": ADMIN_EMAIL,
-            "password": ADMIN_PASSWORD,
+            "password": password,
             "csrf_token": csrf_from(login_page.text),
             "next": "/admin",
         },

@@ -180,7 +180,9 @@ async def test_real_answers_match_the_spec(client, admin_headers, spec):
         await client.post("/api/courses/managing-bias/sessions", json=hybrid, headers=admin)
     ).json()
     sid = created["id"]
-    virtual = session_body("virtual", virtual=5, registration_closes_at="2020-01-01T00:00")
+    virtual = session_body(
+        "virtual", virtual=5, registration_closes_at="2020-01-01T00:00", record_past=True
+    )
     closed = check(
         await client.post("/api/courses/managing-bias/sessions", json=virtual, headers=admin)
     ).json()

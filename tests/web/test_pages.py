@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import re
+from datetime import UTC, datetime
 
+import time_machine
 from sqlalchemy import insert, select
 
 from notifications.models import Message, utcnow
@@ -14,6 +16,7 @@ from tests.web.page_client import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
     csrf_from,
+    log_in,
     make_admin,
     person_form,
     post_form,
@@ -158,7 +161,9 @@ async def test_manage_page_shows_join_url_only_to_a_confirmed_virtual_registrant
         assert page.status_code == 200 and "secret-room-123" not in page.text
     assert "On the waitlist, position 1" in (await client.get(f"/registrations/{waiting}")).text
 
-    cancelled = await post_form(client, f"/registrations/{confirmed}/cancel", {}, csrf)
+    cancelled = await post_form(
+        client, f"/registrations/{confirmed}/cancel", {"confirm": "yes"}, csrf
+    )
     assert cancelled.status_code == 303
     page = (await client.get(f"/registrations/{confirmed}")).text
     assert "Your registration is cancelled" in page and "Cancel my registration" not in page
@@ -184,11 +189,20 @@ async def test_roster_cancel_promotes_the_next_in_line_and_csv_matches(client, d
     assert full.status_code == 303
     assert "pool is full: raise its capacity" in (await client.get(full.headers["location"])).text
 
-    cancel = await post_form(client, f"/admin/registrations/{ids['Officer 1']}/cancel", {}, csrf)
-    assert cancel.status_code == 303
-    await post_form(
-        client, f"/admin/registrations/{ids['Officer 2']}/outcome", {"outcome": "attended"}, csrf
+    cancel = await post_form(
+        client, f"/admin/registrations/{ids['Officer 1']}/cancel", {"confirm": "yes"}, csrf
     )
+    assert cancel.status_code == 303
+    # Attendance exists once the session has started (4 March 2031, 9:00 CST).
+    with time_machine.travel(datetime(2031, 3, 4, 16, tzinfo=UTC), tick=True):
+        csrf = await log_in(client)
+        await post_form(
+            client,
+            f"/admin/registrations/{ids['Officer 2']}/outcome",
+            {"outcome": "attended"},
+            csrf,
+        )
+    csrf = await log_in(client)
     download = await client.get(f"/admin/sessions/{session_id}/roster.csv")
     assert download.status_code == 200
     assert download.headers["content-type"].startswith("text/csv")

@@ -125,14 +125,14 @@ def changing_forms(session_id: int, tokens: list[str]) -> list[tuple[str, dict[s
         ("/admin/courses/managing-bias/sessions/new", session_form()),
         (f"/admin/sessions/{session_id}/edit", good_session),
         (f"/admin/sessions/{session_id}/cancel", {"reason": "x"}),
-        ("/admin/registrations/1/cancel", {}),
+        ("/admin/registrations/1/cancel", {"confirm": "yes"}),
         ("/admin/registrations/3/promote", {}),
         ("/admin/registrations/1/outcome", {"outcome": "attended"}),
         ("/admin/outbox/1/resend", {}),
         ("/admin/tokens", {"name": "sneaky"}),
         ("/admin/tokens/1/revoke", {}),
         (f"/sessions/{session_id}/register", person_form(9)),
-        (f"/registrations/{tokens[0]}/cancel", {}),
+        (f"/registrations/{tokens[0]}/cancel", {"confirm": "yes"}),
     ]
 
 
@@ -206,7 +206,10 @@ async def test_one_registration_token_cannot_read_or_cancel_another(client, db):
     forged = theirs[:-1] + ("A" if theirs[-1] != "A" else "B")
     assert (await client.get(f"/registrations/{forged}")).status_code == 404
     assert (await post_form(client, f"/registrations/{forged}/cancel", {}, csrf)).status_code == 404
-    assert (await post_form(client, f"/registrations/{mine}/cancel", {}, csrf)).status_code == 303
+    confirmed = {"confirm": "yes"}
+    assert (
+        await post_form(client, f"/registrations/{mine}/cancel", confirmed, csrf)
+    ).status_code == 303
     async with db.read() as conn:
         statuses = dict((await conn.execute(select(Registration.token, Registration.status))).all())
     assert statuses[mine] == "cancelled"

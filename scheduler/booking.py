@@ -35,9 +35,9 @@ from scheduler.errors import (
 from scheduler.models import ATTENDANCE, CANCELLED, CONFIRMED, WAITLISTED, Registration, SeatPool
 from scheduler.register_tx import (
     LOCK_SESSION,
-    AsyncpgTx,
     CoreTx,
     RegisterTx,
+    register_on_server,
 )
 from scheduler.validation import Fields
 
@@ -113,9 +113,46 @@ async def register(
     if db.is_sqlite:
         async with db.write() as conn:
             return await _register(CoreTx(conn), session_id, person, reminder_offsets, now)
-    # PostgreSQL: the same round trips straight on asyncpg (see scheduler/register_tx.py).
-    async with db.driver_write() as driver:
-        return await _register(AsyncpgTx(driver), session_id, person, reminder_offsets, now)
+    # PostgreSQL: the same steps in one server-side function (see scheduler/register_tx.py).
+    email_key = person.email.lower()
+    token = secrets.token_urlsafe(24)
+    values = {
+        "session_id": session_id,
+        "attendance": person.attendance,
+        "name": person.name,
+        "email": person.email,
+        "email_key": email_key,
+        "agency": person.agency,
+        "agency_key": agency_key_of(person.agency),
+        "rank": person.rank,
+        "token": token,
+        "now": now,
+    }
+    offsets = [int(offset.total_seconds()) for offset in reminder_offsets]
+    result, registration_id, position, session = await db.driver_call(
+        lambda driver: register_on_server(driver, values, offsets)
+    )
+    if result == "not_found" or session is None:
+        raise NotFound("session", session_id)
+    if result in ("cancelled", "closed"):
+        check_open(session, now)  # raises Gone with the words the SQLite path uses
+        raise Gone("registration for this session has closed")
+    if result == "no_pool":
+        raise Invalid({"attendance": _offered_only(session)})
+    if result == "duplicate":
+        raise DuplicateRegistration(person.email)
+    assert registration_id is not None
+    return Outcome(registration_id, session_id, result, person.attendance, position, token, session)
+
+
+def agency_key_of(agency: str) -> str:
+    """The agency's name as the per-agency cap compares it: lower case, spaces collapsed."""
+    return " ".join(agency.lower().split())
+
+
+def _offered_only(session: Any) -> str:
+    offered = "in person" if session.mode == "in_person" else "virtually"
+    return f"this session is offered only {offered}"
 
 
 async def _register(
@@ -126,15 +163,14 @@ async def _register(
     now: datetime,
 ) -> Outcome:
     email_key = person.email.lower()
-    agency_key = " ".join(person.agency.lower().split())
+    agency_key = agency_key_of(person.agency)
     session = await tx.lock_session(session_id)
     if session is None:
         raise NotFound("session", session_id)
     check_open(session, now)
     pool = await tx.pool_state(session_id, person.attendance, email_key, agency_key)
     if pool is None:
-        offered = "in person" if session.mode == "in_person" else "virtually"
-        raise Invalid({"attendance": f"this session is offered only {offered}"})
+        raise Invalid({"attendance": _offered_only(session)})
     if pool.taken is not None:
         raise DuplicateRegistration(person.email)
 

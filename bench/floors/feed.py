@@ -8,6 +8,7 @@ nothing changed. Nothing of the service is imported.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from pathlib import Path
@@ -22,7 +23,7 @@ _body: list[tuple[bytes, str]] = []
 
 async def feed(request: Request) -> Response:
     if not _body:
-        data = Path(os.environ["FLOOR_FEED_FILE"]).read_bytes()
+        data = await asyncio.to_thread(Path(os.environ["FLOOR_FEED_FILE"]).read_bytes)
         _body.append((data, f'"{hashlib.sha256(data).hexdigest()[:32]}"'))
     data, etag = _body[0]
     headers = {"ETag": etag, "Cache-Control": "no-cache"}

@@ -179,13 +179,15 @@ async def run() -> list[dict[str, Any]]:
         url = sqlalchemy_url(database)
         await prepare(url)
         env = {"SCHEDULER_RATE_LIMIT": "0", "SCHEDULER_RUN_JOBS": "false"}
-        with Server(url, workers=1, **env) as server:
-            with httpx.Client(base_url=server.url, timeout=120) as client:
-                sign_in(client)
-                requests = everyday(client)
-                before = await asyncio.to_thread(time_all, client, requests)
-                loaded = await load_history(database)
-                after = await asyncio.to_thread(time_all, client, requests)
+        with (
+            Server(url, workers=1, **env) as server,
+            httpx.Client(base_url=server.url, timeout=120) as client,
+        ):
+            sign_in(client)
+            requests = everyday(client)
+            before = await asyncio.to_thread(time_all, client, requests)
+            loaded = await load_history(database)
+            after = await asyncio.to_thread(time_all, client, requests)
     rows = [
         row(
             NAME,

@@ -23,7 +23,17 @@ from typing import Any
 import bench
 
 RESULTS = Path(__file__).resolve().parent / "results"
-COLUMNS = ("benchmark", "metric", "value", "floor", "ratio", "target", "ok")
+COLUMNS = (
+    "benchmark",
+    "metric",
+    "value",
+    "floor",
+    "ratio",
+    "old floor",
+    "old ratio",
+    "target",
+    "ok",
+)
 
 
 def discover() -> list[str]:
@@ -60,7 +70,7 @@ def cell(value: Any) -> str:
 def table(rows: Sequence[dict[str, Any]]) -> str:
     cells = [[cell(r.get(c)) for c in COLUMNS] for r in rows]
     widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(COLUMNS)]
-    numeric = {"value", "floor", "ratio"}
+    numeric = {"value", "floor", "ratio", "old floor", "old ratio"}
 
     def line(values: Sequence[str]) -> str:
         return "  ".join(

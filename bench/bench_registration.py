@@ -1,10 +1,16 @@
 """A registration burst against ``scheduler serve --workers 2`` on PostgreSQL, beside its floor.
 
 Each round sends 2,560 registration attempts from 64 concurrent clients, spread over 8 training
-sessions of 160 seats each (so half are confirmed and half waitlisted), first to the service and
-then the same statements straight through asyncpg at the same concurrency on 8 fresh sessions:
-the floor, what the database alone costs. The service should reach half the floor's
-throughput. After every burst invariant 1 is checked in the tables, and after the last one
+sessions of 160 seats each (so half are confirmed and half waitlisted), to three servers in
+turn, each on 8 fresh sessions:
+
+- the service, ``scheduler serve --workers 2``;
+- the honest floor, ``bench/floors/registration.py``: a bare Starlette app under
+  ``uvicorn --workers 2`` over asyncpg that takes the seat with one conditional ``UPDATE``,
+  inserts the registration ``ON CONFLICT DO NOTHING`` and writes its outbox rows in one
+  transaction, written without our code. The service should reach half its throughput;
+- the old floor, printed beside it: the service's own statements straight through asyncpg
+  from this process, with no HTTP at all (what the database alone costs for our design). After every burst invariant 1 is checked in the tables, and after the last one
 each worker's resident memory is read from /proc.
 
 The server runs with ``SCHEDULER_RATE_LIMIT=0`` (one client address sends everything) and
@@ -25,7 +31,11 @@ from typing import Any
 import asyncpg
 
 from bench.common import (
+    PG_HOST,
+    PG_PORT,
+    PG_USER,
     Connection,
+    FloorServer,
     Server,
     median,
     percentile,
@@ -52,6 +62,9 @@ ROUNDS = 3
 WORKERS = 2
 TARGET_RATIO = 0.5
 RSS_LIMIT_MB = 150
+# The old floor's connections: as many as the service's two pools open at most (10 + 10 each),
+# so the three servers together stay under PostgreSQL's default 100 connections.
+OLD_FLOOR_CONNECTIONS = 2 * 20
 REMINDER_OFFSETS = (timedelta(days=7), timedelta(days=1), timedelta(hours=1))
 
 
@@ -110,9 +123,10 @@ async def new_sessions(server: Server, token: str, count: int) -> list[int]:
 
 
 async def service_burst(
-    server: Server, work: list[tuple[int, dict[str, str]]]
+    server: Server | FloorServer, work: list[tuple[int, dict[str, str]]]
 ) -> tuple[float, list[float], Counter[int]]:
-    """Send ``work`` from ``CLIENTS`` keep-alive connections; returns (seconds, latencies)."""
+    """Send ``work`` from ``CLIENTS`` keep-alive connections to ``server`` (the service or the
+    honest floor); returns (seconds, latencies, statuses)."""
     requests = [
         (f"/api/sessions/{sid}/registrations", json.dumps(body).encode()) for sid, body in work
     ]
@@ -207,7 +221,9 @@ async def floor_burst(
     queue = iter(work)
     latencies: list[float] = []
     outcomes: Counter[str] = Counter()
-    connections = await asyncio.gather(*(pg_connect(database) for _ in range(CLIENTS)))
+    connections = await asyncio.gather(
+        *(pg_connect(database) for _ in range(OLD_FLOOR_CONNECTIONS))
+    )
 
     async def client(conn: asyncpg.Connection) -> None:
         for session_id, person in queue:
@@ -261,8 +277,10 @@ async def run() -> list[dict[str, Any]]:
 
     service_rates: list[float] = []
     floor_rates: list[float] = []
+    old_rates: list[float] = []
     service_latency: list[float] = []
     floor_latency: list[float] = []
+    old_latency: list[float] = []
     problems: list[str] = []
     bursts = 0
     attempts_total = 0
@@ -274,14 +292,20 @@ async def run() -> list[dict[str, Any]]:
         finally:
             await db.dispose()
         env = {"SCHEDULER_RATE_LIMIT": "0", "SCHEDULER_RUN_JOBS": "false"}
-        with Server(url, workers=WORKERS, **env) as server:
+        dsn = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{database}"
+        with (
+            Server(url, workers=WORKERS, **env) as server,
+            FloorServer("bench.floors.registration:app", workers=WORKERS, FLOOR_DSN=dsn) as floor,
+        ):
             await admin_setup(server, token)
-            # Warm both paths up once (connection pools, statement caches), unmeasured.
+            # Warm every path up once (connection pools, statement caches), unmeasured.
             await service_burst(server, attempts(await new_sessions(server, token, 2), "warm"))
+            await service_burst(floor, attempts(await new_sessions(server, token, 2), "hwarm"))
             await floor_burst(database, attempts(await new_sessions(server, token, 2), "fwarm"))
             for round_ in range(ROUNDS):
                 service_ids = await new_sessions(server, token, SESSIONS)
                 floor_ids = await new_sessions(server, token, SESSIONS)
+                old_ids = await new_sessions(server, token, SESSIONS)
 
                 work = attempts(service_ids, f"s{round_}")
                 seconds, latencies, statuses = await service_burst(server, work)
@@ -291,26 +315,37 @@ async def run() -> list[dict[str, Any]]:
                 service_rates.append(len(work) / seconds)
                 service_latency += latencies
 
-                work = attempts(floor_ids, f"f{round_}")
-                seconds, latencies, outcomes = await floor_burst(database, work)
-                if outcomes["duplicate"]:
-                    problems.append(f"floor outcomes: {dict(outcomes)}")
+                work = attempts(floor_ids, f"h{round_}")
+                seconds, latencies, statuses = await service_burst(floor, work)
+                if statuses != {201: len(work)}:
+                    problems.append(f"floor answers: {dict(statuses)}")
                 problems += await invariant_1(database, floor_ids)
                 floor_rates.append(len(work) / seconds)
                 floor_latency += latencies
-                bursts += 2
-                attempts_total += len(work)
+
+                work = attempts(old_ids, f"f{round_}")
+                seconds, latencies, outcomes = await floor_burst(database, work)
+                if outcomes["duplicate"]:
+                    problems.append(f"old floor outcomes: {dict(outcomes)}")
+                problems += await invariant_1(database, old_ids)
+                old_rates.append(len(work) / seconds)
+                old_latency += latencies
+                bursts += 3
+                attempts_total += 3 * len(work)
             rss = server.worker_rss_mb()
 
-    service, floor = median(service_rates), median(floor_rates)
+    service, floor, old = median(service_rates), median(floor_rates), median(old_rates)
+    ratios = sorted(s / f for s, f in zip(service_rates, floor_rates, strict=True))
     worst_rss = max(rss.values())
     label = f"{SESSIONS} sessions x {ATTEMPTS_PER_SESSION}, {CLIENTS} clients"
     return [
         row(
             NAME,
-            f"throughput req/s ({label}, median of {ROUNDS})",
+            f"throughput req/s ({label}, median of {ROUNDS}; "
+            f"ratio per round {ratios[0]:.2f}-{ratios[-1]:.2f})",
             round(service, 1),
             floor=round(floor, 1),
+            old_floor=round(old, 1),
             target=f"ratio >= {TARGET_RATIO}",
             ok=service >= TARGET_RATIO * floor,
         ),
@@ -319,16 +354,18 @@ async def run() -> list[dict[str, Any]]:
             "latency p50 ms",
             round(percentile(service_latency, 0.50) * 1000, 1),
             floor=round(percentile(floor_latency, 0.50) * 1000, 1),
+            old_floor=round(percentile(old_latency, 0.50) * 1000, 1),
         ),
         row(
             NAME,
             "latency p99 ms",
             round(percentile(service_latency, 0.99) * 1000, 1),
             floor=round(percentile(floor_latency, 0.99) * 1000, 1),
+            old_floor=round(percentile(old_latency, 0.99) * 1000, 1),
         ),
         row(
             NAME,
-            f"invariant 1 after {bursts} bursts ({attempts_total * 2} attempts)",
+            f"invariant 1 after {bursts} bursts ({attempts_total} attempts)",
             "intact" if not problems else "; ".join(problems[:3]),
             target="intact",
             ok=not problems,

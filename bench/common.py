@@ -35,19 +35,29 @@ def row(
     value: float | str,
     *,
     floor: float | None = None,
+    old_floor: float | None = None,
     target: str = "",
     ok: bool = True,
 ) -> dict[str, Any]:
-    """One line of the results table; ``ratio`` is value/floor when both are numbers."""
-    ratio = None
+    """One line of the results table; ``ratio`` is value/floor when both are numbers.
+
+    ``floor`` is the honest floor (``bench/floors/``: the least a correct server on the same
+    stack does); ``old_floor`` the earlier floor built from the service's own work, printed
+    beside it with its ratio so the two can be compared.
+    """
+    ratio = old_ratio = None
     if isinstance(value, int | float) and floor:
         ratio = round(value / floor, 3)
+    if isinstance(value, int | float) and old_floor:
+        old_ratio = round(value / old_floor, 3)
     return {
         "benchmark": benchmark,
         "metric": metric,
         "value": value,
         "floor": floor,
         "ratio": ratio,
+        "old floor": old_floor,
+        "old ratio": old_ratio,
         "target": target,
         "ok": ok,
     }
@@ -222,6 +232,68 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+class FloorServer:
+    """A floor app (``bench/floors/``) under ``uvicorn --workers N`` as a subprocess."""
+
+    def __init__(self, app: str, *, workers: int = 1, **env: str) -> None:
+        self.app = app
+        self.port = free_port()
+        self.workers = workers
+        self.workdir = Path(tempfile.mkdtemp(prefix="scheduler-floor-"))
+        self.log = self.workdir / "floor.log"
+        self.env = {**os.environ, **env}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60) -> FloorServer:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "uvicorn", self.app),
+                    *("--port", str(self.port), "--workers", str(self.workers)),
+                    *("--http", "httptools", "--no-access-log", "--log-level", "warning"),
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"floor exited early:\n{self.log.read_text()}")
+            workers = self.workers if self.workers > 1 else 0
+            ready = len(self.worker_pids()) >= workers
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    if ready:
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"floor did not come up:\n{self.log.read_text()}")
+
+    def worker_pids(self) -> list[int]:
+        if self.process is None:
+            return []
+        return [pid for pid in children(self.process.pid) if b"spawn_main" in cmdline(pid)]
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> FloorServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 # -- a lean HTTP/1.1 client ---------------------------------------------------------------------

@@ -88,4 +88,7 @@ class Message(Base):
         Index("ix_messages_due", "status", "due_at"),
         Index("ix_messages_registration", "registration_id"),
         Index("ix_messages_session", "session_id"),
+        # The outbox page pages one status newest first; retention deletes sent ones by age.
+        Index("ix_messages_status_id", "status", "id"),
+        Index("ix_messages_status_sent", "status", "sent_at"),
     )

@@ -129,6 +129,16 @@ async def register(
         return await _register(AsyncpgTx(driver), session_id, person, reminder_offsets, now)
 
 
+def agency_key_of(agency: str) -> str:
+    """The agency's name as the per-agency cap compares it: lower case, spaces collapsed."""
+    return " ".join(agency.lower().split())
+
+
+def _offered_only(session: Any) -> str:
+    offered = "in person" if session.mode == "in_person" else "virtually"
+    return f"this session is offered only {offered}"
+
+
 async def _register(
     tx: RegisterTx,
     session_id: int,
@@ -137,15 +147,14 @@ async def _register(
     now: datetime,
 ) -> RegistrationResult:
     email_key = person.email.lower()
-    agency_key = " ".join(person.agency.lower().split())
+    agency_key = agency_key_of(person.agency)
     session = await tx.lock_session(session_id)
     if session is None:
         raise NotFound("session", session_id)
     check_open(session, now)
     pool = await tx.pool_state(session_id, person.attendance, email_key, agency_key)
     if pool is None:
-        offered = "in person" if session.mode == "in_person" else "virtually"
-        raise Invalid({"attendance": f"this session is offered only {offered}"})
+        raise Invalid({"attendance": _offered_only(session)})
     if pool.taken is not None:
         raise DuplicateRegistration(person.email)
 

@@ -561,16 +561,30 @@ async def load_sessions(
     session_ids: Sequence[int] | None = None,
     course_id: int | None = None,
     upcoming_after: datetime | None = None,
+    ended_by: datetime | None = None,
     include_cancelled: bool = True,
+    newest_first: bool = False,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[SessionView]:
-    """Sessions with their pools and live seat counts, in start order."""
+    """Sessions with their pools and live seat counts, in start order (``newest_first``: the
+    latest start first, for pages of past sessions, with ``limit`` and ``offset``)."""
+    order = (
+        (TrainingSession.starts_at.desc(), TrainingSession.id.desc())
+        if newest_first
+        else (TrainingSession.starts_at, TrainingSession.id)
+    )
     stmt = (
         select(
             TrainingSession, Course.slug.label("course_slug"), Course.title.label("course_title")
         )
         .join(Course, Course.id == TrainingSession.course_id)
-        .order_by(TrainingSession.starts_at, TrainingSession.id)
+        .order_by(*order)
     )
+    if ended_by is not None:
+        stmt = stmt.where(TrainingSession.ends_at <= ended_by)
+    if limit is not None:
+        stmt = stmt.limit(limit).offset(offset)
     if session_ids is not None:
         stmt = stmt.where(TrainingSession.id.in_(list(session_ids)))
     if course_id is not None:

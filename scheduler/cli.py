@@ -49,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     token_create = token_commands.add_parser("create", help="print a new API token once")
     token_create.add_argument("name")
 
+    purge = commands.add_parser(
+        "purge", help="apply the retention rules now: old sent mail, old personal data"
+    )
+    purge.add_argument("--dry-run", action="store_true", help="only say what would go")
     mail = commands.add_parser("outbox", help="list pending and failed emails; retry failed ones")
     retry = mail.add_mutually_exclusive_group()
     retry.add_argument("--retry", type=int, metavar="ID", help="send failed message ID again")
@@ -84,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_admin_password(settings, args.email, args.password_stdin))
         if args.command == "admin":
             return asyncio.run(_admin_create(settings, args.email, args.password_stdin))
+        if args.command == "purge":
+            return asyncio.run(_purge(settings, dry_run=args.dry_run))
         if args.command == "outbox":
             return asyncio.run(_outbox(settings, args))
         if args.command == "token":
@@ -96,6 +102,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"scheduler: {exc.message}" + (f" ({detail})" if detail else ""), file=sys.stderr)
         return 1
     return 2
+
+
+async def _purge(settings: Settings, *, dry_run: bool) -> int:
+    from scheduler import retention
+
+    db = Database.from_url(settings.database_url)
+    try:
+        run = retention.plan if dry_run else retention.purge
+        report = await run(db, settings.outbox_retention, settings.personal_data_retention)
+    finally:
+        await db.dispose()
+    for line in report.lines():
+        print(line)
+    if settings.personal_data_retention is None:
+        print("personal data: kept (SCHEDULER_PERSONAL_DATA_RETENTION is not set)")
+    return 0
 
 
 async def _demo(settings: Settings, *, verbose: bool = False, only_if_empty: bool = False) -> int:

@@ -21,6 +21,17 @@ _OFFSET = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
+def parse_retention(name: str, value: str) -> timedelta:
+    """A retention period such as ``90d`` or ``2w`` (at least one day); raises ConfigError."""
+    match = _OFFSET.match(value)
+    if match is None:
+        raise ConfigError(name, value, "use an amount like 90d or 12w")
+    period = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    if period < timedelta(days=1):
+        raise ConfigError(name, value, "must be at least 1d")
+    return period
+
+
 class ConfigError(ValueError):
     def __init__(self, name: str, value: str, why: str) -> None:
         super().__init__(f"{name}={value!r}: {why}")
@@ -55,6 +66,10 @@ class Settings:
     outbox_lease: timedelta = timedelta(minutes=2)
     # When set, /metrics answers only requests with ``Authorization: Bearer <this>``.
     metrics_token: str | None = field(default=None, repr=False)
+    # Sent (and cancelled) outbox messages are deleted after this long (scheduler/retention.py).
+    outbox_retention: timedelta = timedelta(days=90)
+    # Registrants of sessions that ended this long ago are anonymised; None keeps them.
+    personal_data_retention: timedelta | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -147,6 +162,12 @@ class Settings:
                     "SCHEDULER_METRICS_TOKEN", "<hidden>", "use at least 16 characters, no spaces"
                 )
             kwargs["metrics_token"] = metrics_token
+        if (keep := get("OUTBOX_RETENTION")) is not None:
+            kwargs["outbox_retention"] = parse_retention("SCHEDULER_OUTBOX_RETENTION", keep)
+        if (keep := get("PERSONAL_DATA_RETENTION")) is not None and keep.strip():
+            kwargs["personal_data_retention"] = parse_retention(
+                "SCHEDULER_PERSONAL_DATA_RETENTION", keep
+            )
         if (jobs := get("RUN_JOBS")) is not None:
             kwargs["run_jobs"] = parse_bool("SCHEDULER_RUN_JOBS", jobs)
         secret = get("SECRET_KEY")

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 from notifications.dispatcher import Dispatcher
 from notifications.messages import Mailer
 from notifications.transports import FileTransport, SmtpTransport, Transport
+from scheduler import retention
 from scheduler.config import Settings
 from scheduler.db import Database, is_database_outage
 from scheduler.mail_content import MailContextProvider
@@ -27,6 +28,9 @@ from scheduler.mail_content import MailContextProvider
 log = logging.getLogger("scheduler.jobs")
 
 TICK_SECONDS = 1.0
+# Retention runs hourly: it works in small batches, and every instance may run it (the rows
+# it deletes or rewrites are the same whoever gets there first).
+RETENTION_SECONDS = 3600
 SMTP_CONNECTIONS = 4
 # Messages claimed per pass: a pass's fixed cost (claim, load, settle) while the connections
 # sit idle is paid once per batch, and a batch still finishes well inside the lease.
@@ -91,11 +95,31 @@ class Jobs:
             coalesce=True,
             max_instances=1,
         )
+        self._clock.add_job(
+            self.retention,
+            "interval",
+            seconds=RETENTION_SECONDS,
+            id="retention",
+            coalesce=True,
+            max_instances=1,
+        )
         self._clock.start()
         event.listen(self.db.engine.sync_engine, "before_cursor_execute", self._on_execute)
         event.listen(self.db.engine.sync_engine, "commit", self._on_commit)
         self._worker = asyncio.create_task(self._run(), name="outbox-dispatcher")
         self.nudge()
+
+    async def retention(self) -> None:
+        """Delete old sent mail and anonymise old registrants (scheduler/retention.py)."""
+        try:
+            report = await retention.purge(
+                self.db, self.settings.outbox_retention, self.settings.personal_data_retention
+            )
+        except Exception as exc:  # the next hour tries again
+            log.warning("retention pass failed: %s", type(exc).__name__)
+            return
+        if report.messages or report.registrations:
+            log.info("retention: %s", "; ".join(report.lines()))
 
     def nudge(self) -> None:
         self.dispatcher.again = True

@@ -87,6 +87,8 @@ class TrainingSession(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     cancelled_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Set when retention anonymised this session's registrants (SCHEDULER_PERSONAL_DATA_RETENTION).
+    personal_data_removed_at: Mapped[datetime | None] = mapped_column(default=None)
 
     __table_args__ = (
         CheckConstraint("ends_at > starts_at", name="ends_after_start"),
@@ -95,6 +97,9 @@ class TrainingSession(Base):
         CheckConstraint("max_per_agency IS NULL OR max_per_agency > 0", name="max_per_agency"),
         Index("ix_training_sessions_course_start", "course_id", "starts_at"),
         Index("ix_training_sessions_updated", "updated_at"),
+        # History pages list upcoming first and page the past (admin dashboard, course page).
+        Index("ix_training_sessions_start", "starts_at"),
+        Index("ix_training_sessions_end", "ends_at"),
     )
 
 

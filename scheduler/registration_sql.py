@@ -5,9 +5,15 @@ two classes here, which issue the same statements:
 
 - ``CoreTx`` runs them through SQLAlchemy on a ``Database.write()`` connection. SQLite uses it.
 - ``AsyncpgTx`` runs them as plain SQL on the asyncpg connection under a
-  ``Database.driver_write()`` transaction. PostgreSQL uses it: registration is the hottest path
-  of the service, and SQLAlchemy's per-statement work cost more CPU than the database's own
-  (``bench/bench_registration.py`` measures the path against exactly these statements).
+  ``Database.driver_write()`` transaction. Kept for the old benchmark floor and the tests that
+  compare the two paths.
+- ``REGISTER_SQL`` is what PostgreSQL runs: the same steps as one server-side PL/pgSQL function
+  (``register_person``, created by migration 0008), called as one statement in its own
+  implicit transaction. Profiling the registration burst (docs/performance.md) showed the
+  session's row lock held across six network round trips, each waiting its turn in a busy
+  event loop, so all registrations for one session queued behind those waits; inside the
+  function the lock is held only while the server works, and a registration costs one round
+  trip instead of eight (BEGIN and COMMIT included).
 
 Both raise ``DuplicateRegistration`` when the partial unique index on (session, email) refuses
 a second active registration, the backstop for invariant 2.
@@ -234,6 +240,21 @@ INSERT_MESSAGES_SQL = (
 )
 
 
+# -- one round trip: the server-side function ----------------------------------------------------
+# register_person mirrors booking._register step by step (the SQLite path runs that Python);
+# tests run every booking rule on both backends, so the two cannot drift unseen. Its text is
+# in migration 0008 (scheduler/migrations/versions/); a change to it is a new migration with
+# CREATE OR REPLACE FUNCTION. Its answer carries the session's row as the function read it
+# under its lock, with the course's slug and title, so the caller can describe the session
+# without reading it again. Each statement inside it sees every commit before it (READ
+# COMMITTED takes a fresh snapshot per statement).
+#
+# Held seats (confirmed + held <= capacity) slot in as a column comparison on the pool row:
+# ``confirmed + held < capacity`` in the seat UPDATE and its CHECK, and the agency count adds
+# the agency's unnamed held seats.
+REGISTER_SQL = "SELECT * FROM register_person($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+
+
 def to_column(value: Any) -> Any:
     """A value as a table column holds it: aware datetimes become naive UTC."""
     if isinstance(value, datetime):
@@ -248,7 +269,7 @@ class Record:
 
     __slots__ = ("_values",)
 
-    def __init__(self, row: asyncpg.Record) -> None:
+    def __init__(self, row: asyncpg.Record | dict[str, Any]) -> None:
         self._values = {
             key: value.replace(tzinfo=UTC) if isinstance(value, datetime) else value
             for key, value in row.items()
@@ -322,3 +343,42 @@ class AsyncpgTx:
                 for m in messages
             ],
         )
+
+
+async def register_on_server(
+    conn: asyncpg.Connection, values: dict[str, Any], reminder_offsets: Sequence[int]
+) -> tuple[str, int | None, int | None, Record | None]:
+    """Run ``register_person``; returns (result, registration id, waitlist position, session).
+
+    ``result`` is ``confirmed``, ``waitlisted`` or why not (``not_found``, ``cancelled``,
+    ``closed``, ``no_pool``, ``duplicate``); the session is the row with ``course_slug`` and
+    ``course_title``, or None when there is no such session. Raises ``DuplicateRegistration``
+    when the unique index refuses the row.
+    """
+    try:
+        row = await conn.fetchrow(
+            REGISTER_SQL,
+            values["session_id"],
+            values["attendance"],
+            values["name"],
+            values["email"],
+            values["email_key"],
+            values["agency"],
+            values["agency_key"],
+            values["rank"],
+            values["token"],
+            to_column(values["now"]),
+            list(reminder_offsets),
+        )
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name == EMAIL_INDEX:
+            raise DuplicateRegistration(values["email"]) from exc
+        raise
+    assert row is not None
+    found = row["session_row"]
+    session = None
+    if found is not None and found["id"] is not None:
+        session = Record(
+            {**found, "course_slug": row["course_slug"], "course_title": row["course_title"]}
+        )
+    return row["result"], row["registration_id"], row["waitlist_position"], session

@@ -46,12 +46,38 @@ def not_found(request: Request, what: str = "page") -> Response:
 
 # -- dashboard -------------------------------------------------------------------------------
 
+# Past sessions are listed a page at a time, newest first, below the upcoming ones.
+PAST_PAGE_SIZE = 20
+
+
+def past_page(request: Request) -> int:
+    """The 1-based page of past sessions asked for (``?past=N``); 1 when absent or bad."""
+    value = request.query_params.get("past", "1")
+    return int(value) if value.isdigit() and 0 < int(value) < 100_000 else 1
+
+
+async def load_past(
+    conn: Any, now: Any, page: int, course_id: int | None = None
+) -> tuple[list[SessionView], bool]:
+    """One page of past sessions, newest first, and whether an older page exists."""
+    found = await catalog.load_sessions(
+        conn,
+        course_id=course_id,
+        ended_by=now,
+        newest_first=True,
+        limit=PAST_PAGE_SIZE + 1,
+        offset=(page - 1) * PAST_PAGE_SIZE,
+    )
+    return found[:PAST_PAGE_SIZE], len(found) > PAST_PAGE_SIZE
+
 
 @admin_page
 async def dashboard(request: Request) -> Response:
     now = utcnow()
+    page = past_page(request)
     async with _db(request).read() as conn:
         sessions = await catalog.load_sessions(conn, upcoming_after=now)
+        past, older = await load_past(conn, now, page)
         failed = (
             await conn.execute(
                 select(func.count())
@@ -66,6 +92,9 @@ async def dashboard(request: Request) -> Response:
         {
             "page_title": "Dashboard",
             "sessions": sessions,
+            "past": past,
+            "past_page": page,
+            "past_older": older,
             "failed_mail": int(failed),
             "course_count": len(courses),
         },
@@ -97,6 +126,7 @@ def _course_form(
     errors: dict[str, str] | None = None,
     editing: str | None = None,
     sessions: list[SessionView] | None = None,
+    history: dict[str, Any] | None = None,
     status_code: int = 200,
 ) -> Response:
     return render(
@@ -109,6 +139,7 @@ def _course_form(
             "editing": editing,
             "delivery_choices": DELIVERY,
             "sessions": sessions or [],
+            **(history or {"past": [], "past_page": 1, "past_older": False}),
         },
         status_code=status_code,
         private=True,
@@ -138,7 +169,12 @@ async def course_edit(request: Request) -> Response:
             course = await catalog.get_course(conn, slug)
         except NotFound:
             return not_found(request, "course")
-        sessions = await catalog.load_sessions(conn, course_id=course.id)
+        # Upcoming first, then one page of the past: a course's whole history is never loaded.
+        now = utcnow()
+        page = past_page(request)
+        sessions = await catalog.load_sessions(conn, course_id=course.id, upcoming_after=now)
+        past, older = await load_past(conn, now, page, course_id=course.id)
+    history = {"past": past, "past_page": page, "past_older": older}
     if request.method == "GET":
         values: dict[str, Any] = {
             "slug": course.slug,
@@ -149,7 +185,9 @@ async def course_edit(request: Request) -> Response:
             "online_url": course.online_url or "",
             "delivery": list(course.delivery),
         }
-        return _course_form(request, values=values, editing=slug, sessions=sessions)
+        return _course_form(
+            request, values=values, editing=slug, sessions=sessions, history=history
+        )
     body, values = course_body(await request.form())
     body.pop("slug", None)
     values["slug"] = slug
@@ -162,6 +200,7 @@ async def course_edit(request: Request) -> Response:
             errors=field_errors(exc.fields),
             editing=slug,
             sessions=sessions,
+            history=history,
             status_code=exc.status_code,
         )
     flash(request, f"Course “{course.title}” saved.")

@@ -18,7 +18,7 @@ import hmac
 import logging
 import os
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -126,6 +126,7 @@ class Snapshot:
     outbox_lag_seconds: float = 0.0
     send_failures: int = 0
     retrying: int = 0
+    sent_last_day: int = 0
 
 
 async def outbox_lag(conn: AsyncConnection, now: datetime) -> tuple[int, float]:
@@ -166,14 +167,29 @@ async def read_snapshot(db: Database) -> Snapshot:
                 .order_by(SeatPool.session_id, SeatPool.attendance)
             )
             snapshot.seats_left = [(int(s), str(a), int(n)) for s, a, n in seats.all()]
+            # Counts a scrape can afford whatever the history: registrations of sessions not
+            # yet over (ix_training_sessions_end), and messages still in play; sent mail is
+            # counted over the last day on (status, sent_at), not over every year kept.
             by_status = await conn.execute(
-                select(Registration.status, func.count()).group_by(Registration.status)
+                select(Registration.status, func.count())
+                .join(TrainingSession, TrainingSession.id == Registration.session_id)
+                .where(TrainingSession.ends_at > now)
+                .group_by(Registration.status)
             )
             snapshot.registrations = {str(s): int(n) for s, n in by_status.all()}
             outbox = await conn.execute(
-                select(Message.status, func.count()).group_by(Message.status)
+                select(Message.status, func.count())
+                .where(Message.status != MessageStatus.SENT)
+                .group_by(Message.status)
             )
             snapshot.outbox = {str(s): int(n) for s, n in outbox.all()}
+            sent = await conn.execute(
+                select(func.count()).where(
+                    Message.status == MessageStatus.SENT,
+                    Message.sent_at > now - timedelta(days=1),
+                )
+            )
+            snapshot.sent_last_day = int(sent.scalar_one())
             snapshot.outbox_due, snapshot.outbox_lag_seconds = await outbox_lag(conn, now)
             snapshot.send_failures = snapshot.outbox.get(MessageStatus.FAILED, 0)
             retrying = await conn.execute(
@@ -207,17 +223,20 @@ class SnapshotCollector(Collector):
         for session_id, attendance, left in s.seats_left:
             seats.add_metric([str(session_id), attendance], left)
         registrations = GaugeMetricFamily(
-            "scheduler_registrations", "Registrations by status.", labels=["status"]
+            "scheduler_registrations",
+            "Registrations of sessions not yet over, by status.",
+            labels=["status"],
         )
         for status in ("confirmed", "waitlisted", "cancelled"):
             registrations.add_metric([status], s.registrations.get(status, 0))
         outbox = GaugeMetricFamily(
-            "scheduler_outbox_messages", "Outbox messages by status.", labels=["status"]
+            "scheduler_outbox_messages",
+            "Outbox messages by status (sent: see scheduler_outbox_sent_last_day).",
+            labels=["status"],
         )
         statuses = {
             MessageStatus.PENDING,
             MessageStatus.SENDING,
-            MessageStatus.SENT,
             MessageStatus.FAILED,
             MessageStatus.CANCELLED,
         } | set(s.outbox)
@@ -242,7 +261,11 @@ class SnapshotCollector(Collector):
             "Pending messages whose last attempt failed and that will be retried.",
         )
         retrying.add_metric([], s.retrying)
-        families += [seats, registrations, outbox, due, lag, failures, retrying]
+        sent = GaugeMetricFamily(
+            "scheduler_outbox_sent_last_day", "Messages sent in the last 24 hours."
+        )
+        sent.add_metric([], s.sent_last_day)
+        families += [seats, registrations, outbox, sent, due, lag, failures, retrying]
         return families
 
 

@@ -1,0 +1,211 @@
+"""Five years of history must slow nothing: everyday requests before and after loading it.
+
+On a throwaway PostgreSQL database with the demo catalogue, each everyday request is timed
+(median of ``REPEAT``) against ``scheduler serve``; then five years of history go straight into
+the tables (15,000 past sessions, 450,000 registrations, 1.8 million sent messages, written
+by ``INSERT ... SELECT generate_series`` on the server: no rows cross the network, faster
+still than COPY), the tables are ANALYZEd, and the same requests are timed again. The floor
+of each row is its own time on the empty database; the target is within x1.5.
+
+The background jobs are off, as retention would otherwise start deleting the old mail: this
+measures the pages with all of it in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import statistics
+import time
+from itertools import count
+from typing import Any
+
+import httpx
+
+from bench.common import Server, pg_connect, row, sqlalchemy_url, throwaway_database
+
+NAME = "history"
+REPEAT = 25
+TARGET = 1.5
+PAST_SESSIONS = 15_000
+PEOPLE_PER_SESSION = 30  # 450,000 registrations
+MESSAGES_PER_PERSON = 4  # 1.8 million sent messages
+ADMIN_EMAIL = "bench-admin@example.org"
+ADMIN_PASSWORD = "bench admin password, long enough"
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+HISTORY_SQL = [
+    f"""
+    INSERT INTO training_sessions (course_id, starts_at, ends_at, timezone, mode, status,
+        venue_name, venue_city, venue_state, sequence, created_at, updated_at)
+    SELECT (SELECT min(id) FROM courses) + (n % (SELECT count(*) FROM courses)),
+           now() AT TIME ZONE 'UTC' - make_interval(hours => 3 * n + 30),
+           now() AT TIME ZONE 'UTC' - make_interval(hours => 3 * n + 26),
+           'America/Chicago', 'in_person', 'scheduled', 'Training Center', 'Springfield',
+           'IL', 0, now() AT TIME ZONE 'UTC' - make_interval(hours => 3 * n + 500),
+           now() AT TIME ZONE 'UTC' - make_interval(hours => 3 * n + 500)
+      FROM generate_series(1, {PAST_SESSIONS}) AS n
+    """,
+    f"""
+    INSERT INTO seat_pools (session_id, attendance, capacity, confirmed, waitlist_seq)
+    SELECT id, 'in_person', {PEOPLE_PER_SESSION}, {PEOPLE_PER_SESSION}, 0
+      FROM training_sessions WHERE ends_at < now() AT TIME ZONE 'UTC' - interval '1 day'
+       AND NOT EXISTS (SELECT 1 FROM seat_pools p WHERE p.session_id = training_sessions.id)
+    """,
+    f"""
+    INSERT INTO registrations (session_id, pool_id, attendance, name, email, email_key, agency,
+        agency_key, status, outcome, token, created_at, updated_at, confirmed_at, sequence)
+    SELECT p.session_id, p.id, 'in_person', 'Officer ' || k,
+           'o' || p.id || '.' || k || '@pd.example.org',
+           'o' || p.id || '.' || k || '@pd.example.org', 'Agency ' || (k % 17),
+           'agency ' || (k % 17), 'confirmed',
+           CASE WHEN k % 5 = 0 THEN 'no_show' ELSE 'attended' END,
+           'hist-' || p.id || '-' || k, s.created_at, s.created_at, s.created_at, 0
+      FROM seat_pools p JOIN training_sessions s ON s.id = p.session_id
+     CROSS JOIN generate_series(1, {PEOPLE_PER_SESSION}) AS k
+     WHERE s.ends_at < now() AT TIME ZONE 'UTC' - interval '1 day'
+    """,
+    f"""
+    INSERT INTO messages (kind, recipient, registration_id, session_id, payload, due_at,
+        status, attempts, created_at, sent_at)
+    SELECT CASE WHEN m = 1 THEN 'confirmation' ELSE 'reminder' END, r.email, r.id,
+           r.session_id, '{{}}'::json, r.created_at, 'sent', 1, r.created_at, r.created_at
+      FROM registrations r CROSS JOIN generate_series(1, {MESSAGES_PER_PERSON}) AS m
+     WHERE r.token LIKE 'hist-%'
+    """,
+    "ANALYZE",
+]
+
+
+async def prepare(url: str) -> str:
+    """The demo catalogue, an admin and an API token; returns the token."""
+    from scheduler import accounts, demo
+    from scheduler.db import Database
+    from scheduler.tokens import create_token
+
+    db = Database.from_url(url)
+    try:
+        await demo.load_demo(db)
+        await accounts.create_admin(db, ADMIN_EMAIL, ADMIN_PASSWORD)
+        return await create_token(db, "bench")
+    finally:
+        await db.dispose()
+
+
+async def load_history(database: str) -> float:
+    conn = await pg_connect(database, command_timeout=1800)
+    try:
+        began = time.perf_counter()
+        for statement in HISTORY_SQL:
+            await conn.execute(statement)
+        return time.perf_counter() - began
+    finally:
+        await conn.close()
+
+
+def sign_in(client: httpx.Client) -> None:
+    page = client.get("/admin/login").text
+    match = _CSRF.search(page)
+    assert match, "no CSRF token on the login page"
+    answer = client.post(
+        "/admin/login",
+        data={
+            "email": ADMIN_EMAIL,
+            "password": ADMIN_PASSWORD,
+            "csrf_token": match.group(1),
+            "next": "/admin",
+        },
+    )
+    assert answer.status_code == 303, answer.text
+
+
+def everyday(client: httpx.Client) -> dict[str, Any]:
+    """The requests to time, by label: a path, or a callable that makes one request."""
+    sessions = client.get("/api/courses/managing-bias/sessions").json()["sessions"]
+    upcoming = next(s for s in sessions if s["status"] == "scheduled")
+    sid = upcoming["id"]
+    attendance = "in_person" if upcoming["mode"] != "virtual" else "virtual"
+    emails = count()
+
+    def register() -> httpx.Response:
+        body = {
+            "name": "Bench Officer",
+            "email": f"bench{next(emails)}@pd.example.org",
+            "agency": "Bench PD",
+            "attendance": attendance,
+        }
+        return client.post(f"/api/sessions/{sid}/registrations", content=json.dumps(body))
+
+    return {
+        "GET /api/courses": "/api/courses",
+        "GET /api/courses/{slug}": "/api/courses/managing-bias",
+        "GET /api/courses/{slug}/sessions": "/api/courses/managing-bias/sessions",
+        "GET /api/sessions/{id}": f"/api/sessions/{sid}",
+        "GET /": "/",
+        "GET /courses/{slug}": "/courses/managing-bias",
+        "GET /courses/{slug}/calendar.ics": "/courses/managing-bias/calendar.ics",
+        "GET /calendar.ics": "/calendar.ics",
+        "GET /healthz": "/healthz",
+        "GET /metrics": "/metrics",
+        "GET /admin": "/admin",
+        "GET /admin?past=2": "/admin?past=2",
+        "GET /admin/courses/{slug}": "/admin/courses/managing-bias",
+        "GET /admin/sessions/{id} (roster)": f"/admin/sessions/{sid}",
+        "GET /admin/outbox?status=sent": "/admin/outbox?status=sent",
+        "GET /admin/outbox": "/admin/outbox",
+        "POST /api/sessions/{id}/registrations": register,
+    }
+
+
+def time_all(client: httpx.Client, requests: dict[str, Any]) -> dict[str, float]:
+    """Median milliseconds per request, after one unmeasured warm-up each."""
+    medians = {}
+    for label, what in requests.items():
+        samples = []
+        for n in range(REPEAT + 1):
+            began = time.perf_counter()
+            answer = what() if callable(what) else client.get(what)
+            elapsed = time.perf_counter() - began
+            assert answer.status_code in (200, 201), (label, answer.status_code, answer.text[:200])
+            if n:
+                samples.append(elapsed * 1000)
+        medians[label] = statistics.median(samples)
+    return medians
+
+
+async def run() -> list[dict[str, Any]]:
+    async with throwaway_database() as database:
+        url = sqlalchemy_url(database)
+        await prepare(url)
+        env = {"SCHEDULER_RATE_LIMIT": "0", "SCHEDULER_RUN_JOBS": "false"}
+        with (
+            Server(url, workers=1, **env) as server,
+            httpx.Client(base_url=server.url, timeout=120) as client,
+        ):
+            sign_in(client)
+            requests = everyday(client)
+            before = await asyncio.to_thread(time_all, client, requests)
+            loaded = await load_history(database)
+            after = await asyncio.to_thread(time_all, client, requests)
+    rows = [
+        row(
+            NAME,
+            f"{label} ms, median of {REPEAT}",
+            round(after[label], 2),
+            floor=round(before[label], 2),
+            target=f"<= x{TARGET} of the empty database",
+            ok=after[label] <= TARGET * before[label],
+        )
+        for label in requests
+    ]
+    rows.append(
+        row(
+            NAME,
+            f"history loaded: {PAST_SESSIONS:,} sessions, "
+            f"{PAST_SESSIONS * PEOPLE_PER_SESSION:,} registrations, "
+            f"{PAST_SESSIONS * PEOPLE_PER_SESSION * MESSAGES_PER_PERSON:,} sent messages (s)",
+            round(loaded, 1),
+        )
+    )
+    return rows

@@ -18,7 +18,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scheduler import catalog
-from scheduler.calendar import form_encode, vtimezone
+from scheduler.calendar import vtimezone
+from scheduler.calendar.links import form_encode
 from tests.calendar_parsers import (
     with_icalendar,
     with_icalendar_vtimezones,

@@ -1,0 +1,254 @@
+"""Reads of courses and sessions: the views the API, the pages and the calendar feeds render from.
+
+Reads return plain dataclasses (``CourseView``, ``SessionView``), so seat counts are computed in
+one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import case, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from scheduler.errors import NotFound
+from scheduler.models import (
+    CANCELLED,
+    CONFIRMED,
+    WAITLISTED,
+    Course,
+    Registration,
+    SeatPool,
+    TrainingSession,
+)
+
+
+@dataclass(frozen=True)
+class PoolView:
+    attendance: str
+    capacity: int
+    confirmed: int
+    waitlisted: int
+
+    @property
+    def available(self) -> int:
+        return max(self.capacity - self.confirmed, 0)
+
+
+@dataclass(frozen=True)
+class CourseView:
+    id: int
+    slug: str
+    title: str
+    description: str
+    audience: str
+    provider: str
+    delivery: tuple[str, ...]
+    online_url: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class SessionView:
+    id: int
+    course_id: int
+    course_slug: str
+    course_title: str
+    starts_at: datetime
+    ends_at: datetime
+    timezone: str
+    mode: str
+    status: str
+    venue_name: str | None
+    venue_address: str | None
+    venue_city: str | None
+    venue_state: str | None
+    venue_postal_code: str | None
+    platform: str | None
+    join_url: str | None
+    max_per_agency: int | None
+    registration_closes_at: datetime | None
+    sequence: int
+    created_at: datetime
+    updated_at: datetime
+    pools: tuple[PoolView, ...] = field(default=())
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def pool(self, attendance: str) -> PoolView | None:
+        return next((p for p in self.pools if p.attendance == attendance), None)
+
+    def is_open(self, now: datetime) -> bool:
+        closes = self.registration_closes_at or self.starts_at
+        return self.status == "scheduled" and now < closes and now < self.starts_at
+
+
+# -- courses -------------------------------------------------------------------------------
+
+
+def _course_view(row: Any) -> CourseView:
+    return CourseView(
+        id=row.id,
+        slug=row.slug,
+        title=row.title,
+        description=row.description,
+        audience=row.audience,
+        provider=row.provider,
+        delivery=tuple(d for d in row.delivery.split(",") if d),
+        online_url=row.online_url,
+        updated_at=row.updated_at,
+    )
+
+
+async def list_courses(conn: AsyncConnection) -> list[CourseView]:
+    rows = (await conn.execute(select(Course).order_by(Course.title))).all()
+    return [_course_view(row) for row in rows]
+
+
+async def get_course(conn: AsyncConnection, slug: str) -> CourseView:
+    """The course with ``slug``; raises ``NotFound``."""
+    row = (await conn.execute(select(Course).where(Course.slug == slug))).first()
+    if row is None:
+        raise NotFound("course", slug)
+    return _course_view(row)
+
+
+async def get_session(conn: AsyncConnection, session_id: int) -> SessionView:
+    """One session with its seat counts; raises ``NotFound``."""
+    found = await load_sessions(conn, session_ids=[session_id])
+    if not found:
+        raise NotFound("session", session_id)
+    return found[0]
+
+
+async def load_sessions(
+    conn: AsyncConnection,
+    *,
+    session_ids: Sequence[int] | None = None,
+    course_id: int | None = None,
+    upcoming_after: datetime | None = None,
+    include_cancelled: bool = True,
+) -> list[SessionView]:
+    """Sessions with their pools and live seat counts, in start order."""
+    stmt = (
+        select(
+            TrainingSession, Course.slug.label("course_slug"), Course.title.label("course_title")
+        )
+        .join(Course, Course.id == TrainingSession.course_id)
+        .order_by(TrainingSession.starts_at, TrainingSession.id)
+    )
+    if session_ids is not None:
+        stmt = stmt.where(TrainingSession.id.in_(list(session_ids)))
+    if course_id is not None:
+        stmt = stmt.where(TrainingSession.course_id == course_id)
+    if upcoming_after is not None:
+        stmt = stmt.where(TrainingSession.ends_at > upcoming_after)
+    if not include_cancelled:
+        stmt = stmt.where(TrainingSession.status != CANCELLED)
+    rows = (await conn.execute(stmt)).all()
+    if not rows:
+        return []
+    ids = [row.id for row in rows]
+    pools: dict[int, list[PoolView]] = {}
+    waitlisted = (
+        select(
+            Registration.pool_id,
+            func.sum(case((Registration.status == WAITLISTED, 1), else_=0)).label("waiting"),
+        )
+        .where(Registration.session_id.in_(ids))
+        .group_by(Registration.pool_id)
+        .subquery()
+    )
+    pool_rows = await conn.execute(
+        select(
+            SeatPool.session_id,
+            SeatPool.attendance,
+            SeatPool.capacity,
+            SeatPool.confirmed,
+            func.coalesce(waitlisted.c.waiting, 0),
+        )
+        .outerjoin(waitlisted, waitlisted.c.pool_id == SeatPool.id)
+        .where(SeatPool.session_id.in_(ids))
+        .order_by(SeatPool.attendance)
+    )
+    for session_id, attendance, capacity, confirmed, waiting in pool_rows.all():
+        pools.setdefault(session_id, []).append(
+            PoolView(attendance, int(capacity), int(confirmed), int(waiting))
+        )
+    return [session_view(row, pools.get(row.id, ())) for row in rows]
+
+
+def session_view(row: Any, pools: Sequence[PoolView] = ()) -> SessionView:
+    """The view of a session row read with its course's ``course_slug`` and ``course_title``,
+    as ``load_sessions`` and ``booking.lock_session`` read it; no pools unless given."""
+    return SessionView(
+        id=row.id,
+        course_id=row.course_id,
+        course_slug=row.course_slug,
+        course_title=row.course_title,
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+        timezone=row.timezone,
+        mode=row.mode,
+        status=row.status,
+        venue_name=row.venue_name,
+        venue_address=row.venue_address,
+        venue_city=row.venue_city,
+        venue_state=row.venue_state,
+        venue_postal_code=row.venue_postal_code,
+        platform=row.platform,
+        join_url=row.join_url,
+        max_per_agency=row.max_per_agency,
+        registration_closes_at=row.registration_closes_at,
+        sequence=row.sequence,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        pools=tuple(pools),
+    )
+
+
+async def upcoming_counts(conn: AsyncConnection, now: datetime) -> dict[int, int]:
+    """How many scheduled sessions each course has that have not ended, by course id."""
+    rows = await conn.execute(
+        select(TrainingSession.course_id, func.count())
+        .where(TrainingSession.ends_at > now, TrainingSession.status != CANCELLED)
+        .group_by(TrainingSession.course_id)
+    )
+    return {course_id: int(count) for course_id, count in rows.all()}
+
+
+async def roster(conn: AsyncConnection, session_id: int) -> list[dict[str, Any]]:
+    """Every registration of a session, confirmed first, then each waitlist in order."""
+    rows = (
+        await conn.execute(
+            select(Registration)
+            .where(Registration.session_id == session_id)
+            .order_by(
+                Registration.attendance,
+                Registration.status,
+                Registration.waitlist_seq,
+                Registration.id,
+            )
+        )
+    ).all()
+    result: list[dict[str, Any]] = []
+    positions: dict[str, int] = {}
+    for row in rows:
+        entry = dict(row._mapping)
+        if row.status == WAITLISTED:
+            positions[row.attendance] = positions.get(row.attendance, 0) + 1
+            entry["waitlist_position"] = positions[row.attendance]
+        else:
+            entry["waitlist_position"] = None
+        result.append(entry)
+    order = {CONFIRMED: 0, WAITLISTED: 1, CANCELLED: 2}
+    result.sort(
+        key=lambda e: (e["attendance"], order[e["status"]], e["waitlist_position"] or 0, e["id"])
+    )
+    return result

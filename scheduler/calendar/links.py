@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC
 from typing import Any
+from urllib.parse import urlencode
 
 from scheduler.calendar.render import VIRTUAL_LOCATION, location_text, manage_page
 from scheduler.catalog import SessionView
 from scheduler.config import Settings
-
-# What quote_plus leaves as it is: letters, digits and "_.-~"; a space becomes "+".
-_FORM_SAFE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~"
-_FORM_ASCII = {c: "+" if c == 32 else f"%{c:02X}" for c in range(128) if chr(c) not in _FORM_SAFE}
-_FORM_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-~ ]")
-
-
-def _quote_plus(text: str) -> str:
-    # urllib's quote_plus walks every byte in Python, a good part of a registration's CPU;
-    # str.translate does ASCII text in C, and other text escapes only what needs it.
-    if text.isascii():
-        return text.translate(_FORM_ASCII)
-    escaped = _FORM_UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m[0].encode()), text)
-    return escaped.replace(" ", "+")
-
-
-def form_encode(fields: dict[str, str]) -> str:
-    """``urllib.parse.urlencode(fields)``, for string values, without its per-byte loop."""
-    return "&".join(f"{_quote_plus(key)}={_quote_plus(value)}" for key, value in fields.items())
 
 
 def add_to_calendar_links(
@@ -55,7 +36,7 @@ def add_to_calendar_links(
         where = location_text(session)
     start = session.starts_at.astimezone(UTC)
     end = session.ends_at.astimezone(UTC)
-    google = form_encode(
+    google = urlencode(
         {
             "action": "TEMPLATE",
             "text": session.course_title,
@@ -65,7 +46,7 @@ def add_to_calendar_links(
             "ctz": session.timezone,
         }
     )
-    outlook = form_encode(
+    outlook = urlencode(
         {
             "path": "/calendar/action/compose",
             "rru": "addevent",

@@ -47,6 +47,8 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     # How long a dispatcher may hold claimed outbox messages before others may take them over.
     outbox_lease: timedelta = timedelta(minutes=2)
+    # Time an instructor or a room needs between two sessions' meetings (invariant 8).
+    travel_buffer: timedelta = timedelta(0)
 
     @property
     def is_sqlite(self) -> bool:
@@ -117,6 +119,12 @@ class Settings:
             if match is None or int(match.group(1)) == 0:
                 raise ConfigError("SCHEDULER_OUTBOX_LEASE", lease, "use an amount like 120s or 2m")
             kwargs["outbox_lease"] = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        if (buffer := get("TRAVEL_BUFFER")) is not None:
+            match = _OFFSET.match(buffer)
+            if buffer.strip() != "0" and match is None:
+                raise ConfigError("SCHEDULER_TRAVEL_BUFFER", buffer, "use 0 or an amount like 30m")
+            if match is not None:
+                kwargs["travel_buffer"] = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
         if (jobs := get("RUN_JOBS")) is not None:
             kwargs["run_jobs"] = parse_bool("SCHEDULER_RUN_JOBS", jobs)
         secret = get("SECRET_KEY")

@@ -6,6 +6,7 @@ same transaction (invariant 4).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,6 +18,14 @@ from notifications import outbox, reminders
 from notifications.models import utcnow
 from scheduler.booking import fill_from_waitlist, lock_session
 from scheduler.catalog.parsing import POOLS_OF_MODE, parse_course, parse_session
+from scheduler.catalog.schedule import (
+    ScheduleChange,
+    check_bookings,
+    lock_instructors,
+    resolve_venue,
+    write_instructors,
+    write_schedule,
+)
 from scheduler.catalog.views import CourseView, SessionView, get_course, get_session
 from scheduler.db import Database
 from scheduler.errors import AlreadyExists, CapacityBelowConfirmed, Conflict
@@ -25,6 +34,7 @@ from scheduler.models import (
     CONFIRMED,
     WAITLISTED,
     Course,
+    Instructor,
     Registration,
     SeatPool,
     TrainingSession,
@@ -61,12 +71,37 @@ async def update_course(db: Database, slug: str, data: Any) -> CourseView:
         return await get_course(conn, slug)
 
 
-async def create_session(db: Database, slug: str, data: Any) -> SessionView:
-    """Schedule a session of course ``slug``. Raises ``NotFound`` or ``Invalid``."""
-    parsed = parse_session(data)
-    now = utcnow()
+async def create_session(
+    db: Database,
+    slug: str,
+    data: Any,
+    *,
+    travel_buffer: timedelta = timedelta(0),
+    now: datetime | None = None,
+) -> SessionView:
+    """Schedule a session of course ``slug`` with its meetings, instructors and venue.
+
+    Raises ``NotFound``, ``Invalid`` (also for an unknown instructor or venue id) or
+    ``Conflict`` when an instructor or the venue's room is booked at an overlapping time.
+    """
+    now = now or utcnow()
+    parsed = parse_session(data, now=now)
+    assert parsed.meetings is not None  # a new session's body always has its schedule
+    columns = dict(parsed.columns)
+    instructors = parsed.instructors or ()
     async with db.write() as conn:
         course = await get_course(conn, slug)
+        await lock_instructors(conn, instructors)
+        await resolve_venue(conn, columns)
+        await check_bookings(
+            conn,
+            session_id=None,
+            meetings=[(m.starts_at, m.ends_at) for m in parsed.meetings],
+            instructors=instructors,
+            venue_id=columns.get("venue_id"),
+            allow_overlap=bool(columns.get("allow_overlap")),
+            buffer=travel_buffer,
+        )
         session_id = (
             await conn.execute(
                 insert(TrainingSession)
@@ -76,7 +111,9 @@ async def create_session(db: Database, slug: str, data: Any) -> SessionView:
                     sequence=0,
                     created_at=now,
                     updated_at=now,
-                    **parsed["values"],
+                    starts_at=parsed.meetings[0].starts_at,
+                    ends_at=parsed.meetings[-1].ends_at,
+                    **columns,
                 )
                 .returning(TrainingSession.id)
             )
@@ -91,19 +128,26 @@ async def create_session(db: Database, slug: str, data: Any) -> SessionView:
                     "confirmed": 0,
                     "waitlist_seq": 0,
                 }
-                for attendance, capacity in parsed["capacities"].items()
+                for attendance, capacity in parsed.capacities.items()
             ],
         )
-        return await get_session(conn, session_id)
+        await write_schedule(conn, session_id, (), parsed.meetings, now)
+        await write_instructors(conn, session_id, (), instructors, now)
+        session = await get_session(conn, session_id)
+        await tell_instructors(conn, session, instructors, "instructor_assigned", {})
+        return session
 
 
-_TIME_FIELDS = ("starts_at", "ends_at", "timezone")
-_PLACE_FIELDS = (
+# Changes that move every meeting or the place: they raise the session's own sequence, which
+# every one of its calendar events adds to its meeting's.
+_SESSION_FIELDS = (
+    "timezone",
     "venue_name",
     "venue_address",
     "venue_city",
     "venue_state",
     "venue_postal_code",
+    "venue_room",
     "join_url",
     "mode",
 )
@@ -115,14 +159,17 @@ async def update_session(
     data: Any,
     *,
     reminder_offsets: tuple[timedelta, ...],
+    travel_buffer: timedelta = timedelta(0),
     now: datetime | None = None,
 ) -> SessionView:
-    """Reschedule, move, or change capacities of a session; everyone affected is told.
+    """Reschedule, move, or change capacities, instructors or venue of a session; everyone
+    affected is told.
 
-    Raising a capacity promotes from the waitlist in the same transaction; lowering it below
-    the confirmed count raises ``CapacityBelowConfirmed`` and bumps nobody. Also raises
-    ``NotFound``, ``Invalid`` and ``Conflict`` (a cancelled session, or dropping a pool that
-    still has registrations).
+    ``meetings`` replaces the schedule (see :func:`schedule.write_schedule`). Raising a
+    capacity promotes from the waitlist in the same transaction; lowering it below the
+    confirmed count raises ``CapacityBelowConfirmed`` and bumps nobody. Also raises
+    ``NotFound``, ``Invalid`` and ``Conflict`` (a cancelled session, dropping a pool that still
+    has registrations, or a double-booked instructor or room).
     """
     now = now or utcnow()
     async with db.write() as conn:
@@ -130,10 +177,10 @@ async def update_session(
         current = await get_session(conn, session_id)
         if current.status == CANCELLED:
             raise Conflict("a cancelled session cannot be changed", {"status": "cancelled"})
-        parsed = parse_session(data, current=current)
-        values: dict[str, Any] = {
-            k: v for k, v in parsed["values"].items() if getattr(current, k) != v
-        }
+        parsed = parse_session(data, current=current, now=now)
+        columns = dict(parsed.columns)
+        await resolve_venue(conn, columns)
+        values: dict[str, Any] = {k: v for k, v in columns.items() if getattr(current, k) != v}
         new_mode = values.get("mode", current.mode)
         for pool in current.pools:
             if pool.attendance not in POOLS_OF_MODE[new_mode] and (
@@ -143,13 +190,34 @@ async def update_session(
                     f"the {pool.attendance} pool still has registrations",
                     {"mode": "move or cancel those registrations first"},
                 )
-        for attendance, capacity in parsed["capacities"].items():
+        for attendance, capacity in parsed.capacities.items():
             existing = current.pool(attendance)
             if existing is not None and capacity < existing.confirmed:
                 raise CapacityBelowConfirmed(attendance, capacity, existing.confirmed)
 
-        moved = any(k in values for k in _TIME_FIELDS + _PLACE_FIELDS)
-        if values or parsed["capacities"]:
+        before_ids = [i.id for i in current.instructors]
+        instructors = parsed.instructors if parsed.instructors is not None else tuple(before_ids)
+        schedule = parsed.meetings if parsed.meetings is not None else current.schedule
+        rebooks = (
+            parsed.meetings is not None
+            or parsed.instructors is not None
+            or "venue_id" in values
+            or "allow_overlap" in values
+        )
+        await lock_instructors(conn, instructors)
+        if rebooks:
+            await check_bookings(
+                conn,
+                session_id=session_id,
+                meetings=[(m.starts_at, m.ends_at) for m in schedule],
+                instructors=instructors,
+                venue_id=values.get("venue_id", current.venue_id),
+                allow_overlap=bool(values.get("allow_overlap", current.allow_overlap)),
+                buffer=travel_buffer,
+            )
+
+        moved = any(k in values for k in _SESSION_FIELDS)
+        if values or parsed.capacities:
             if moved:
                 values["sequence"] = current.sequence + 1
             await conn.execute(
@@ -157,7 +225,13 @@ async def update_session(
                 .where(TrainingSession.id == session_id)
                 .values(**values, updated_at=now)
             )
-        for attendance, capacity in parsed["capacities"].items():
+        change = ScheduleChange()
+        if parsed.meetings is not None:
+            change = await write_schedule(conn, session_id, current.meetings, parsed.meetings, now)
+        assigned, unassigned = await write_instructors(
+            conn, session_id, before_ids, instructors, now
+        )
+        for attendance, capacity in parsed.capacities.items():
             if current.pool(attendance) is None:
                 await conn.execute(
                     insert(SeatPool).values(
@@ -181,9 +255,13 @@ async def update_session(
                         SeatPool.session_id == session_id, SeatPool.attendance == pool.attendance
                     )
                 )
-        if moved:
-            await _tell_everyone(conn, current, "session_changed", _change_payload(current))
-            if "starts_at" in values:
+        fresh = await get_session(conn, session_id)
+        if moved or change.any:
+            payload = _change_payload(current, change)
+            await _tell_everyone(conn, current, "session_changed", payload)
+            staying = [i for i in instructors if i not in assigned]
+            await tell_instructors(conn, fresh, staying, "instructor_changed", payload)
+            if fresh.starts_at != current.starts_at:
                 confirmed = (
                     await conn.execute(
                         select(Registration.id, Registration.email).where(
@@ -195,19 +273,29 @@ async def update_session(
                 await reminders.move_reminders(
                     conn,
                     session_id,
-                    values["starts_at"],
+                    fresh.starts_at,
                     now,
                     offsets=reminder_offsets,
                     confirmed=[(r.id, r.email) for r in confirmed],
                 )
+        await tell_instructors(conn, fresh, assigned, "instructor_assigned", {})
+        await tell_instructors(conn, fresh, unassigned, "instructor_unassigned", {})
         fresh_row = await lock_session(conn, session_id)
         await fill_from_waitlist(conn, fresh_row, reminder_offsets=reminder_offsets, now=now)
         del row
         return await get_session(conn, session_id)
 
 
-def _change_payload(before: SessionView) -> dict[str, Any]:
+def _change_payload(before: SessionView, change: ScheduleChange) -> dict[str, Any]:
     return {
+        # Which days moved, were added or removed, and the schedule before, for the email.
+        "moved_meetings": list(change.moved),
+        "added_meetings": list(change.added),
+        "removed_meetings": list(change.removed),
+        "old_meetings": [
+            {"id": m.id, "starts_at": m.starts_at.isoformat(), "ends_at": m.ends_at.isoformat()}
+            for m in before.schedule
+        ],
         "old_starts_at": before.starts_at.isoformat(),
         "old_ends_at": before.ends_at.isoformat(),
         "old_timezone": before.timezone,
@@ -281,4 +369,38 @@ async def cancel_session(
         # cancelled their own seat that it is cancelled (invariant 4).
         await outbox.cancel_pending(conn, session_id=session_id, kinds=_MOOT_ON_SESSION_CANCEL)
         await _tell_everyone(conn, current, "session_cancelled", {"reason": reason or ""})
-        return await get_session(conn, session_id)
+        cancelled = await get_session(conn, session_id)
+        await tell_instructors(
+            conn, cancelled, [i.id for i in current.instructors], "instructor_unassigned", {}
+        )
+        return cancelled
+
+
+async def tell_instructors(
+    conn: AsyncConnection,
+    session: SessionView,
+    instructor_ids: Sequence[int],
+    kind: str,
+    payload: dict[str, Any],
+) -> None:
+    """Write an email to each of these instructors of ``session`` (their invite rides along)."""
+    if not instructor_ids:
+        return
+    people = (
+        await conn.execute(
+            select(Instructor.id, Instructor.email).where(Instructor.id.in_(list(instructor_ids)))
+        )
+    ).all()
+    await outbox.enqueue_many(
+        conn,
+        [
+            {
+                "kind": kind,
+                "recipient": person.email,
+                "registration_id": None,
+                "session_id": session.id,
+                "payload": {**payload, "instructor_id": person.id},
+            }
+            for person in people
+        ],
+    )

@@ -19,10 +19,14 @@ from scheduler.errors import NotFound
 from scheduler.models import (
     CANCELLED,
     CONFIRMED,
+    SCHEDULED,
     WAITLISTED,
     Course,
+    Instructor,
+    Meeting,
     Registration,
     SeatPool,
+    SessionInstructor,
     TrainingSession,
 )
 
@@ -37,6 +41,32 @@ class PoolView:
     @property
     def available(self) -> int:
         return max(self.capacity - self.confirmed, 0)
+
+
+@dataclass(frozen=True)
+class MeetingView:
+    """One meeting of a session. ``status`` is ``cancelled`` for a day removed from the schedule
+    (kept so calendars learn it is gone); ``uid`` is the local part of its calendar UIDs."""
+
+    id: int
+    starts_at: datetime
+    ends_at: datetime
+    status: str
+    sequence: int
+    uid: str
+
+    @property
+    def scheduled(self) -> bool:
+        return self.status == SCHEDULED
+
+
+@dataclass(frozen=True)
+class InstructorView:
+    id: int
+    name: str
+    email: str
+    credentials: str
+    public: bool
 
 
 @dataclass(frozen=True)
@@ -76,10 +106,39 @@ class SessionView:
     created_at: datetime
     updated_at: datetime
     pools: tuple[PoolView, ...] = field(default=())
+    venue_id: int | None = None
+    venue_room: str | None = None
+    allow_overlap: bool = False
+    # Every meeting, removed ones included, in start order; empty when read without them
+    # (the registration hot path), where ``schedule`` falls back to the session's own times.
+    meetings: tuple[MeetingView, ...] = field(default=())
+    instructors: tuple[InstructorView, ...] = field(default=())
 
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def schedule(self) -> tuple[MeetingView, ...]:
+        """The meetings that take place, in order (the removed ones left out)."""
+        if not self.meetings:
+            return (
+                MeetingView(0, self.starts_at, self.ends_at, SCHEDULED, 0, f"session-{self.id}"),
+            )
+        return tuple(m for m in self.meetings if m.scheduled)
+
+    @property
+    def contact_hours(self) -> float:
+        seconds = sum((m.ends_at - m.starts_at).total_seconds() for m in self.schedule)
+        return round(seconds / 3600, 2)
+
+    def day_of(self, meeting: MeetingView) -> tuple[int, int] | None:
+        """``(n, total)`` for "Day n of total", or None for a removed meeting."""
+        schedule = self.schedule
+        for index, candidate in enumerate(schedule, start=1):
+            if candidate.id == meeting.id:
+                return index, len(schedule)
+        return None
 
     def pool(self, attendance: str) -> PoolView | None:
         return next((p for p in self.pools if p.attendance == attendance), None)
@@ -181,10 +240,70 @@ async def load_sessions(
         pools.setdefault(session_id, []).append(
             PoolView(attendance, int(capacity), int(confirmed), int(waiting))
         )
-    return [session_view(row, pools.get(row.id, ())) for row in rows]
+    meetings = await load_meetings(conn, ids)
+    teaching: dict[int, list[InstructorView]] = {}
+    for row in (
+        await conn.execute(
+            select(
+                SessionInstructor.session_id,
+                Instructor.id,
+                Instructor.name,
+                Instructor.email,
+                Instructor.credentials,
+                Instructor.public,
+            )
+            .join(Instructor, Instructor.id == SessionInstructor.instructor_id)
+            .where(SessionInstructor.session_id.in_(ids))
+            .order_by(Instructor.name, Instructor.id)
+        )
+    ).all():
+        teaching.setdefault(row.session_id, []).append(
+            InstructorView(row.id, row.name, row.email, row.credentials, bool(row.public))
+        )
+    return [
+        session_view(
+            row,
+            pools.get(row.id, ()),
+            meetings=meetings.get(row.id, ()),
+            instructors=teaching.get(row.id, ()),
+        )
+        for row in rows
+    ]
 
 
-def session_view(row: Any, pools: Sequence[PoolView] = ()) -> SessionView:
+async def load_meetings(
+    conn: AsyncConnection, session_ids: Sequence[int]
+) -> dict[int, list[MeetingView]]:
+    """Every meeting of these sessions (removed ones too), in start order, by session id."""
+    found: dict[int, list[MeetingView]] = {}
+    rows = await conn.execute(
+        select(Meeting)
+        .where(Meeting.session_id.in_(list(session_ids)))
+        .order_by(Meeting.session_id, Meeting.starts_at, Meeting.id)
+    )
+    for row in rows.all():
+        found.setdefault(row.session_id, []).append(meeting_view(row))
+    return found
+
+
+def meeting_view(row: Any) -> MeetingView:
+    return MeetingView(
+        id=row.id,
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+        status=row.status,
+        sequence=row.sequence,
+        uid=row.uid or f"session-{row.session_id}-meeting-{row.id}",
+    )
+
+
+def session_view(
+    row: Any,
+    pools: Sequence[PoolView] = (),
+    *,
+    meetings: Sequence[MeetingView] = (),
+    instructors: Sequence[InstructorView] = (),
+) -> SessionView:
     """The view of a session row read with its course's ``course_slug`` and ``course_title``,
     as ``load_sessions`` and ``booking.lock_session`` read it; no pools unless given."""
     return SessionView(
@@ -210,6 +329,11 @@ def session_view(row: Any, pools: Sequence[PoolView] = ()) -> SessionView:
         created_at=row.created_at,
         updated_at=row.updated_at,
         pools=tuple(pools),
+        venue_id=row.venue_id,
+        venue_room=row.venue_room,
+        allow_overlap=bool(row.allow_overlap),
+        meetings=tuple(meetings),
+        instructors=tuple(instructors),
     )
 
 

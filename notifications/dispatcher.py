@@ -134,6 +134,9 @@ class Dispatcher:
                     # Rendered here, not all up front: one message renders while the ones
                     # before it are on the wire, so CPU and network overlap.
                     await self.mailer.send(self._render(message, plan))
+                    # A retry sends them all again: the same UID and SEQUENCE twice is harmless.
+                    for follow_up in self.mailer.render_follow_ups(message, plan):
+                        await self.mailer.send(follow_up)
                 except PermanentError as exc:
                     outcome[message.id] = (MessageStatus.FAILED, exc.detail)
                 except TransientError as exc:

@@ -189,7 +189,7 @@ async def test_feeds_and_invites_agree_with_the_database_in_every_parser(
         for parser, events in parsed.items():
             assert len(events) == expected_count, (name, parser)
             for uid, event in events.items():
-                session_id = int(re.search(r"session-(\d+)@", uid).group(1))
+                session_id = int(re.search(r"session-(\d+)(?:-meeting-\d+)?@", uid).group(1))
                 truth = stored[session_id]
                 assert (event["start"], event["end"]) == (truth.starts_at, truth.ends_at), (
                     name,
@@ -203,7 +203,7 @@ async def test_feeds_and_invites_agree_with_the_database_in_every_parser(
                     assert AWKWARD_DESCRIPTION in event["description"], (name, parser)
                     assert event["sequence"] == truth.sequence
         for uid, (start, end) in vtz_instants.items():
-            session_id = int(re.search(r"session-(\d+)@", uid).group(1))
+            session_id = int(re.search(r"session-(\d+)(?:-meeting-\d+)?@", uid).group(1))
             assert (start, end) == (stored[session_id].starts_at, stored[session_id].ends_at)
         assert set(js[name]["timezones"]) <= {s.timezone for s in stored.values()}
 

@@ -34,8 +34,10 @@ def add_to_calendar_links(
         where = join_url or VIRTUAL_LOCATION
     else:
         where = location_text(session)
-    start = session.starts_at.astimezone(UTC)
-    end = session.ends_at.astimezone(UTC)
+    # Google and Outlook links add one event: the first meeting; the .ics link has them all.
+    first = session.schedule[0]
+    start = first.starts_at.astimezone(UTC)
+    end = first.ends_at.astimezone(UTC)
     google = urlencode(
         {
             "action": "TEMPLATE",

@@ -258,6 +258,8 @@ async def update_session(
         fresh = await get_session(conn, session_id)
         if moved or change.any:
             payload = _change_payload(current, change)
+            # Time zone, place or mode: every day's calendar entry changes, not only some.
+            payload["all_days"] = moved
             await _tell_everyone(conn, current, "session_changed", payload)
             staying = [i for i in instructors if i not in assigned]
             await tell_instructors(conn, fresh, staying, "instructor_changed", payload)

@@ -159,6 +159,16 @@ async def list_instructors(conn: AsyncConnection) -> list[Person]:
     return [_person(row) for row in rows.all()]
 
 
+async def sessions_taught(conn: AsyncConnection, instructor_id: int, since: datetime) -> list[int]:
+    """Ids of the sessions an instructor teaches that end after ``since``."""
+    rows = await conn.execute(
+        select(SessionInstructor.session_id)
+        .join(TrainingSession, TrainingSession.id == SessionInstructor.session_id)
+        .where(SessionInstructor.instructor_id == instructor_id, TrainingSession.ends_at > since)
+    )
+    return list(rows.scalars().all())
+
+
 def parse_venue(data: Any) -> dict[str, Any]:
     """Validate a venue body; raises ``Invalid``."""
     fields = Fields(data)

@@ -191,9 +191,12 @@ async def write_schedule(
     moved: list[int] = []
     added: list[int] = []
     kept: set[int] = set()
-    for meeting in after:
+    for index, meeting in enumerate(after):
         old = known.get(meeting.id) if meeting.id is not None else None
         if old is None:
+            # A new session's first meeting takes the UID a one-block session always had, so
+            # a session that never gains a second day looks in calendars as it did before.
+            uid = f"session-{session_id}" if not before and index == 0 else None
             new_id = (
                 await conn.execute(
                     insert(Meeting)
@@ -203,6 +206,7 @@ async def write_schedule(
                         ends_at=meeting.ends_at,
                         status=SCHEDULED,
                         sequence=0,
+                        uid=uid,
                         created_at=now,
                         updated_at=now,
                     )

@@ -282,7 +282,9 @@ def _affected(message: OutboxMessage, session: SessionView) -> list[tuple[Meetin
     or a change to the whole session; for a change of some days, only those days (a removed
     day gets its CANCEL)."""
     payload = message.payload
-    if message.kind != "session_changed" or payload.get("all_days", True):
+    if message.kind not in ("session_changed", "instructor_changed") or payload.get(
+        "all_days", True
+    ):
         return [(m, False) for m in session.schedule]
     changed = set(payload.get("moved_meetings", [])) | set(payload.get("added_meetings", []))
     removed = set(payload.get("removed_meetings", []))

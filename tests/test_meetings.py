@@ -160,3 +160,44 @@ async def test_a_past_day_may_stay_while_a_later_one_moves(client, admin_headers
         headers=admin_headers,
     )
     assert response.status_code == 200, response.text
+
+
+async def pending_reminders(db):
+    from sqlalchemy import select
+
+    from notifications.models import Message
+
+    async with db.read() as conn:
+        rows = await conn.execute(
+            select(Message.due_at).where(Message.kind == "reminder", Message.status == "pending")
+        )
+        return sorted(r.due_at for r in rows.all())
+
+
+async def test_reminders_count_from_the_first_meeting(client, admin_headers, db):
+    await make_course(client, admin_headers)
+    session = (await create(client, admin_headers, meetings=days((10, 8, 16), (11, 8, 16)))).json()
+    seat = await client.post(
+        f"/api/sessions/{session['id']}/registrations",
+        json={"name": "A B", "email": "ab@example.org", "agency": "PD", "attendance": "in_person"},
+    )
+    assert seat.status_code == 201
+    first = datetime.fromisoformat(session["meetings"][0]["starts_at"])
+    due = await pending_reminders(db)
+    assert due[-1] == first - timedelta(hours=1)
+    ids = [m["id"] for m in session["meetings"]]
+    later_day2 = days((12, 8, 16))[0]
+    await client.patch(
+        f"/api/sessions/{session['id']}",
+        json={"meetings": [session["meetings"][0], {"id": ids[1], **later_day2}]},
+        headers=admin_headers,
+    )
+    assert await pending_reminders(db) == due  # day 2 moving changes nothing
+    earlier_day1 = days((9, 8, 16))[0]
+    response = await client.patch(
+        f"/api/sessions/{session['id']}",
+        json={"meetings": [{"id": ids[0], **earlier_day1}, {"id": ids[1], **later_day2}]},
+        headers=admin_headers,
+    )
+    new_first = datetime.fromisoformat(response.json()["meetings"][0]["starts_at"])
+    assert (await pending_reminders(db))[-1] == new_first - timedelta(hours=1)

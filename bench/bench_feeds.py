@@ -163,7 +163,7 @@ async def direct_build(db: Database, settings: Settings) -> bytes:
     cal.add("prodid", calendar.PRODID)
     cal.add("version", "2.0")
     cal.add("x-wr-calname", course.title)
-    for s, m in ((s, m) for s in sessions for m in s.schedule):
+    for s, m in ((session, m) for session in sessions for m in session.schedule):
         event = icalendar.Event()
         event.add("uid", f"{m.uid}@bench")
         event.add("dtstamp", s.updated_at)

@@ -80,7 +80,7 @@ async def emailed_invites(db, settings, kind: str) -> list[tuple[str, dict[str, 
         assert (b"METHOD:" + invite.method.encode()) in invite.data
         if invite.method == "CANCEL":
             assert b"TZID" not in invite.data  # Outlook refuses some CANCELs that carry one
-        found.append((invite.method, {**event, "uid": uid}))
+        found.append((invite.method, {**event, "uid": uid, "data": invite.data}))
     return found
 
 

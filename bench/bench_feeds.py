@@ -43,7 +43,7 @@ from scheduler import calendar, catalog, feed_content, migrate
 from scheduler.config import Settings
 from scheduler.db import Database
 from scheduler.feed_content import FeedFilter
-from scheduler.models import Course, SeatPool, TrainingSession
+from scheduler.models import Course, Meeting, SeatPool, TrainingSession
 
 SESSIONS = 500
 ZONES = ("America/Chicago", "America/New_York", "America/Los_Angeles")
@@ -75,11 +75,13 @@ async def seed(db: Database) -> None:
             day = (now + timedelta(days=2 + n)).astimezone(zone).date()
             start = datetime(day.year, day.month, day.day, 9, tzinfo=zone).astimezone(UTC)
             mode = ("in_person", "virtual", "hybrid")[n % 3]
+            # A fifth of the sessions meet on three consecutive days.
+            days = 3 if n % 5 == 0 else 1
             rows.append(
                 {
                     "course_id": course_id,
                     "starts_at": start,
-                    "ends_at": start + timedelta(hours=4),
+                    "ends_at": start + timedelta(days=days - 1, hours=4),
                     "timezone": zone.key,
                     "mode": mode,
                     "status": "cancelled" if n % 50 == 7 else "scheduled",
@@ -108,6 +110,26 @@ async def seed(db: Database) -> None:
             for a in catalog.POOLS_OF_MODE[mode]
         ]
         await conn.execute(insert(SeatPool), pools)
+        spans = (
+            await conn.execute(
+                select(TrainingSession.id, TrainingSession.starts_at, TrainingSession.ends_at)
+            )
+        ).all()
+        meetings = [
+            {
+                "session_id": sid,
+                "starts_at": start + timedelta(days=d),
+                "ends_at": start + timedelta(days=d, hours=4),
+                "status": "scheduled",
+                "sequence": 0,
+                "uid": f"session-{sid}" if d == 0 else None,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for sid, start, end in spans
+            for d in range((end - start).days + 1)
+        ]
+        await conn.execute(insert(Meeting), meetings)
 
 
 def wait_for(client: httpx.Client, url: str, server: subprocess.Popen[bytes]) -> httpx.Response:
@@ -145,15 +167,15 @@ async def direct_build(db: Database, settings: Settings) -> bytes:
     cal.add("prodid", calendar.PRODID)
     cal.add("version", "2.0")
     cal.add("x-wr-calname", course.title)
-    for s in sessions:
+    for s, m in ((session, m) for session in sessions for m in session.schedule):
         event = icalendar.Event()
-        event.add("uid", f"session-{s.id}@bench")
+        event.add("uid", f"{m.uid}@bench")
         event.add("dtstamp", s.updated_at)
         event.add("last-modified", s.updated_at)
         event.add("created", s.created_at)
         event.add("sequence", s.sequence)
-        event.add("dtstart", s.starts_at.astimezone(s.zone))
-        event.add("dtend", s.ends_at.astimezone(s.zone))
+        event.add("dtstart", m.starts_at.astimezone(s.zone))
+        event.add("dtend", m.ends_at.astimezone(s.zone))
         event.add("summary", course.title)
         seats = "; ".join(f"{p.attendance}: {p.available} of {p.capacity} left" for p in s.pools)
         event.add(

@@ -140,6 +140,9 @@ class Dispatcher:
                     email = self._render(message, plan)
                     copies[message.id] = sent_copy(email)
                     await self.mailer.send(email)
+                    # A retry sends them all again: the same UID and SEQUENCE twice is harmless.
+                    for follow_up in self.mailer.render_follow_ups(message, plan):
+                        await self.mailer.send(follow_up)
                 except PermanentError as exc:
                     outcome[message.id] = (MessageStatus.FAILED, exc.detail)
                 except TransientError as exc:

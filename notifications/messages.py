@@ -61,6 +61,9 @@ class MailContent:
     context: dict[str, Any]
     to_name: str | None = None
     invite: Invite | None = None
+    # Further iTIP messages, one per meeting (one UID each, RFC 5546): each goes out as its
+    # own short email after this one, since a mail client acts on one text/calendar part.
+    follow_ups: tuple[Invite, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -300,19 +303,34 @@ class Mailer:
         email.set_content(text)
         email.add_alternative(html, subtype="html")
         if content.invite is not None:
-            method = content.invite.method
-            email.add_alternative(
-                content.invite.data.decode("utf-8"),
-                subtype="calendar",
-                params={"method": method},
-            )
-            email.add_attachment(
-                content.invite.data,
-                maintype="application",
-                subtype="ics",
-                filename="cancel.ics" if method == "CANCEL" else "invite.ics",
-            )
+            _attach(email, content.invite)
         return email
+
+    def render_follow_ups(
+        self, message: OutboxMessage, content: MailContent, *, now: datetime | None = None
+    ) -> list[EmailMessage]:
+        """One short email per further invite of ``message`` (see ``MailContent.follow_ups``)."""
+        emails: list[EmailMessage] = []
+        total = len(content.follow_ups) + 1
+        title = content.context.get("course_title", "")
+        for n, invite in enumerate(content.follow_ups, start=2):
+            what = "Cancelled" if invite.method == "CANCEL" else "Calendar"
+            email = EmailMessage(policy=self._policy)
+            email["Subject"] = header_text(f"{what}: {title} ({n} of {total})", 250)
+            email["From"] = self._from_header
+            email["Reply-To"] = self._reply_to_header
+            email["To"] = _recipient(message.recipient, content.to_name)
+            email["Date"] = format_datetime(now or utcnow())
+            email["Message-ID"] = self.message_id(message).replace("@", f".{n}@", 1)
+            email["Auto-Submitted"] = "auto-generated"
+            email["X-Outbox-Kind"] = f"{message.kind}+invite"
+            email.set_content(
+                f"This message carries calendar entry {n} of {total} for {title}.\n"
+                "The details are in the message sent just before it.\n"
+            )
+            _attach(email, invite)
+            emails.append(email)
+        return emails
 
     async def send(self, email: EmailMessage) -> None:
         """Hand ``email`` to the transport; raises ``TransientError`` or ``PermanentError``."""
@@ -337,6 +355,18 @@ def sent_copy(email: EmailMessage) -> tuple[str, str]:
     if files:
         copy += "\n[attached: " + ", ".join(files) + "]\n"
     return str(email["Subject"] or ""), copy
+
+
+def _attach(email: EmailMessage, invite: Invite) -> None:
+    email.add_alternative(
+        invite.data.decode("utf-8"), subtype="calendar", params={"method": invite.method}
+    )
+    email.add_attachment(
+        invite.data,
+        maintype="application",
+        subtype="ics",
+        filename="cancel.ics" if invite.method == "CANCEL" else "invite.ics",
+    )
 
 
 def _address(text: str) -> Address:

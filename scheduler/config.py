@@ -70,6 +70,8 @@ class Settings:
     outbox_retention: timedelta = timedelta(days=90)
     # Registrants of sessions that ended this long ago are anonymised; None keeps them.
     personal_data_retention: timedelta | None = None
+    # Time an instructor or a room needs between two sessions' meetings (invariant 8).
+    travel_buffer: timedelta = timedelta(0)
 
     @property
     def is_sqlite(self) -> bool:
@@ -168,6 +170,12 @@ class Settings:
             kwargs["personal_data_retention"] = parse_retention(
                 "SCHEDULER_PERSONAL_DATA_RETENTION", keep
             )
+        if (buffer := get("TRAVEL_BUFFER")) is not None:
+            match = _OFFSET.match(buffer)
+            if buffer.strip() != "0" and match is None:
+                raise ConfigError("SCHEDULER_TRAVEL_BUFFER", buffer, "use 0 or an amount like 30m")
+            if match is not None:
+                kwargs["travel_buffer"] = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
         if (jobs := get("RUN_JOBS")) is not None:
             kwargs["run_jobs"] = parse_bool("SCHEDULER_RUN_JOBS", jobs)
         secret = get("SECRET_KEY")

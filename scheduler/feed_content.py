@@ -34,7 +34,7 @@ from scheduler.catalog import CourseView
 from scheduler.config import Settings
 from scheduler.db import Database
 from scheduler.errors import Invalid, NotFound
-from scheduler.models import MODES, Course, Registration, SeatPool, TrainingSession
+from scheduler.models import MODES, Course, Meeting, Registration, SeatPool, TrainingSession
 
 # Scheduled sessions stay in a feed this long after they end, so coordinators keep some history;
 # cancelled ones leave as soon as they are past.
@@ -108,6 +108,8 @@ class FeedFilter:
     course_slug: str | None = None
     modes: tuple[str, ...] = ()
     state: str | None = None
+    # ``?deadlines=1``: add a "Registration closes" event for sessions with a close time.
+    deadlines: bool = False
 
     @classmethod
     def parse(cls, params: Iterable[tuple[str, str]], course_slug: str | None = None) -> FeedFilter:
@@ -118,7 +120,12 @@ class FeedFilter:
         modes: list[str] = []
         states: list[str] = []
         errors: dict[str, str] = {}
+        deadlines = False
         for key, value in params:
+            if key == "deadlines":
+                if value not in ("0", "1", "true", "false", ""):
+                    errors["deadlines"] = "must be 1 or 0"
+                deadlines = value in ("1", "true")
             parts = [p.strip() for p in value.split(",") if p.strip()]
             if key == "mode":
                 bad = [p for p in parts if p not in MODES]
@@ -139,10 +146,12 @@ class FeedFilter:
             course_slug=course_slug,
             modes=tuple(m for m in MODES if m in modes),
             state=states[0] if states else None,
+            deadlines=deadlines,
         )
 
     def key(self) -> str:
-        return f"{self.course_slug or '*'}|{','.join(self.modes)}|{self.state or ''}"
+        key = f"{self.course_slug or '*'}|{','.join(self.modes)}|{self.state or ''}"
+        return key + ("|deadlines" if self.deadlines else "")
 
 
 def _conditions(course: bool, modes: tuple[str, ...], state: bool) -> list[ColumnElement[bool]]:
@@ -238,6 +247,21 @@ def _fingerprint_statement(course: bool, modes: tuple[str, ...], state: bool) ->
         .where(*where)
         .scalar_subquery()
     )
+    # Removed meetings stay in the feed until they would have ended: how many are still shown
+    # and when the first one leaves, so the ETag changes when one drops out by time alone.
+    removed = (
+        select(
+            func.count(Meeting.id).label("removed"),
+            func.min(Meeting.ends_at).label("first_removed_end"),
+        )
+        .join(TrainingSession, TrainingSession.id == Meeting.session_id)
+        .where(
+            *where,
+            Meeting.status == "cancelled",
+            Meeting.ends_at > bindparam("now", type_=UTCDateTime()),
+        )
+        .subquery()
+    )
     courses = select(
         func.count(Course.id).label("courses"), func.max(Course.updated_at).label("changed")
     )
@@ -258,7 +282,9 @@ def _fingerprint_statement(course: bool, modes: tuple[str, ...], state: bool) ->
         course_sq.c.courses,
         course_sq.c.changed.label("course_changed"),
         seats_changed.label("seats_changed"),
-    ).select_from(sessions.join(pools, true()).join(course_sq, true()))
+        removed.c.removed,
+        removed.c.first_removed_end,
+    ).select_from(sessions.join(pools, true()).join(course_sq, true()).join(removed, true()))
 
 
 async def fingerprint(
@@ -280,6 +306,7 @@ async def fingerprint(
         stamp
         for stamp in (
             _as_utc(row.first_cancelled_end),
+            _as_utc(row.first_removed_end),
             _as_utc(row.first_scheduled_end, KEEP_PAST),
         )
         if stamp is not None
@@ -326,9 +353,18 @@ async def render(
     query = "&".join(
         [*(f"mode={m}" for m in feed.modes), *([f"state={feed.state}"] if feed.state else [])]
     )
+    if feed.deadlines:
+        query = f"{query}&deadlines=1" if query else "deadlines=1"
     source = settings.base_url + path + (f"?{query}" if query else "")
     return render_feed(
-        sessions, courses, settings, name=name, description=description, source=source
+        sessions,
+        courses,
+        settings,
+        name=name,
+        description=description,
+        source=source,
+        now=now,
+        deadlines=feed.deadlines,
     )
 
 

@@ -29,8 +29,11 @@ from notifications.models import utcnow
 from notifications.outbox import OutboxMessage
 from scheduler import calendar
 from scheduler.catalog import CourseView, SessionView, list_courses, load_sessions
+from scheduler.catalog.directory import get_instructor
+from scheduler.catalog.views import MeetingView
 from scheduler.config import Settings
 from scheduler.db import Database
+from scheduler.errors import NotFound
 from scheduler.lookup import LOOKUP, active_registrations
 from scheduler.models import CONFIRMED, WAITLISTED, Registration
 
@@ -72,30 +75,22 @@ class MailContextProvider:
             lookups = {
                 m.id: await self.lookup_plan(conn, m, now) for m in messages if m.kind == LOOKUP
             }
-        plans: list[MailPlan] = []
-        for message in messages:
-            if message.id in lookups:
-                plans.append(lookups[message.id])
-                continue
-            registration = registrations.get(message.registration_id or -1)
-            if registration is None:
-                plans.append(Skip("the registration no longer exists"))
-                continue
-            session = sessions.get(registration.session_id)
-            course = courses.get(session.course_id) if session is not None else None
-            if session is None or course is None:
-                plans.append(Skip("the session no longer exists"))
-                continue
-            plans.append(
-                self.plan(
-                    message,
-                    registration,
-                    session,
-                    course,
-                    position=positions.get(registration.id),
-                    now=now,
+            plans: list[MailPlan] = []
+            for message in messages:
+                if message.id in lookups:
+                    plans.append(lookups[message.id])
+                    continue
+                if message.kind.startswith("instructor_"):
+                    session = sessions.get(message.session_id or -1)
+                    course = courses.get(session.course_id) if session is not None else None
+                    if session is None or course is None:
+                        plans.append(Skip("the session no longer exists"))
+                    else:
+                        plans.append(await self.plan_instructor(conn, message, session, course))
+                    continue
+                plans.append(
+                    self._plan_one(message, registrations, sessions, courses, positions, now)
                 )
-            )
         return plans
 
     async def lookup_plan(
@@ -121,6 +116,31 @@ class MailContextProvider:
             )
         name = max(found, key=lambda row: row.created_at).name
         return MailContent(context={"name": name, "registrations": listed}, to_name=name)
+
+    def _plan_one(
+        self,
+        message: OutboxMessage,
+        registrations: dict[int, Any],
+        sessions: dict[int, SessionView],
+        courses: dict[int, CourseView],
+        positions: dict[int, int],
+        now: datetime,
+    ) -> MailPlan:
+        registration = registrations.get(message.registration_id or -1)
+        if registration is None:
+            return Skip("the registration no longer exists")
+        session = sessions.get(registration.session_id)
+        course = courses.get(session.course_id) if session is not None else None
+        if session is None or course is None:
+            return Skip("the session no longer exists")
+        return self.plan(
+            message,
+            registration,
+            session,
+            course,
+            position=positions.get(registration.id),
+            now=now,
+        )
 
     def plan(
         self,
@@ -164,14 +184,76 @@ class MailContextProvider:
         elif kind not in _CANCEL_KINDS:
             return Skip(f"unknown message kind {kind!r}")
 
-        invite: Invite | None = None
+        invites: list[Invite] = []
         if kind in _REQUEST_KINDS and confirmed:
-            invite = Invite(self.invites(registration, session, course, cancel=False), "REQUEST")
+            for meeting, cancel in _affected(message, session):
+                data = self.invites(registration, session, course, cancel=cancel, meeting=meeting)
+                invites.append(Invite(data, "CANCEL" if cancel else "REQUEST"))
         elif kind in _CANCEL_KINDS and _held_invite(message, registration):
-            invite = Invite(self.invites(registration, session, course, cancel=True), "CANCEL")
+            for meeting in _invited_meetings(session):
+                data = self.invites(registration, session, course, cancel=True, meeting=meeting)
+                invites.append(Invite(data, "CANCEL"))
         context = self.context(message, registration, session, course, position=position)
-        context["invite"] = invite is not None
-        return MailContent(context=context, to_name=registration.name, invite=invite)
+        context["invite"] = bool(invites)
+        return MailContent(
+            context=context,
+            to_name=registration.name,
+            invite=invites[0] if invites else None,
+            follow_ups=tuple(invites[1:]),
+        )
+
+    async def plan_instructor(
+        self,
+        conn: AsyncConnection,
+        message: OutboxMessage,
+        session: SessionView,
+        course: CourseView,
+    ) -> MailPlan:
+        """An instructor's email: assigned (every meeting's invite), changed (the days that
+        changed), unassigned or cancelled (a CANCEL for every meeting)."""
+        try:
+            person = await get_instructor(conn, int(message.payload.get("instructor_id", 0)))
+        except NotFound:
+            return Skip("the instructor no longer exists")
+        kind = message.kind
+        if kind == "instructor_unassigned":
+            pairs = [(m, True) for m in _invited_meetings(session)]
+        elif session.status != "scheduled":
+            return Skip("the session was cancelled since")
+        elif kind == "instructor_assigned":
+            pairs = [(m, False) for m in session.schedule if m.id]
+        else:
+            pairs = _affected(message, session)
+        invites = [
+            Invite(
+                calendar.instructor_invite(
+                    person, session, course, self.settings, meeting, cancel=cancel
+                ),
+                "CANCEL" if cancel else "REQUEST",
+            )
+            for meeting, cancel in pairs
+        ]
+        zone = session.zone
+        context: dict[str, Any] = {
+            "name": person.name,
+            "course_title": course.title,
+            "meetings": _meetings(session),
+            "changes": _changes(message.payload, session),
+            "timezone": session.timezone,
+            "venue": _venue(session),
+            "room": session.venue_room,
+            "join_url": session.join_url if session.mode != "in_person" else None,
+            "starts": session.starts_at.astimezone(zone),
+            "ends": session.ends_at.astimezone(zone),
+            "feed_url": f"{self.settings.base_url}/instructors/{person.feed_token}/calendar.ics",
+            "invite": bool(invites),
+        }
+        return MailContent(
+            context=context,
+            to_name=person.name,
+            invite=invites[0] if invites else None,
+            follow_ups=tuple(invites[1:]),
+        )
 
     def context(
         self,
@@ -217,7 +299,69 @@ class MailContextProvider:
             "starts_in": _starts_in(int(payload.get("offset_seconds", 0))),
             "place": _place(session.mode, _venue(session), attendance),
             "old": _old(payload, session, attendance),
+            "meetings": _meetings(session),
+            "changes": _changes(payload, session),
         }
+
+
+def _invited_meetings(session: SessionView) -> list[MeetingView]:
+    """The meetings a calendar holds an entry for: every scheduled one (removed ones were
+    cancelled in the calendar when they were removed)."""
+    return [m for m in session.schedule]
+
+
+def _affected(message: OutboxMessage, session: SessionView) -> list[tuple[MeetingView, bool]]:
+    """``(meeting, cancel)`` for each invite a message carries: every meeting for a new seat
+    or a change to the whole session; for a change of some days, only those days (a removed
+    day gets its CANCEL)."""
+    payload = message.payload
+    if message.kind not in ("session_changed", "instructor_changed") or payload.get(
+        "all_days", True
+    ):
+        return [(m, False) for m in session.schedule]
+    changed = set(payload.get("moved_meetings", [])) | set(payload.get("added_meetings", []))
+    removed = set(payload.get("removed_meetings", []))
+    return [(m, False) for m in session.meetings if m.scheduled and m.id in changed] + [
+        (m, True) for m in session.meetings if m.id in removed
+    ]
+
+
+def _meetings(session: SessionView) -> list[dict[str, Any]]:
+    zone = session.zone
+    return [
+        {"n": n, "starts": m.starts_at.astimezone(zone), "ends": m.ends_at.astimezone(zone)}
+        for n, m in enumerate(session.schedule, start=1)
+    ]
+
+
+def _changes(payload: dict[str, Any], session: SessionView) -> list[str]:
+    """One line per day that moved, was added or removed, in the session's zone."""
+    zone = session.zone
+    old = {
+        int(m["id"]): (datetime.fromisoformat(m["starts_at"]), datetime.fromisoformat(m["ends_at"]))
+        for m in payload.get("old_meetings", [])
+    }
+    moved = set(payload.get("moved_meetings", []))
+    added = set(payload.get("added_meetings", []))
+    removed = set(payload.get("removed_meetings", []))
+
+    def span(start: datetime, end: datetime) -> str:
+        start, end = start.astimezone(zone), end.astimezone(zone)
+        return f"{start:%a %d %b %Y, %H:%M}-{end:%H:%M} {start.tzname()}"
+
+    lines: list[str] = []
+    for n, meeting in enumerate(session.schedule, start=1):
+        if meeting.id in moved and meeting.id in old:
+            lines.append(
+                f"Day {n} moved to {span(meeting.starts_at, meeting.ends_at)}"
+                f" (was {span(*old[meeting.id])})"
+            )
+        elif meeting.id in added:
+            lines.append(f"Day {n} added: {span(meeting.starts_at, meeting.ends_at)}")
+    for meeting_id in sorted(removed):
+        if meeting_id in old:
+            lines.append(f"Removed: the day of {span(*old[meeting_id])}")
+    return lines
 
 
 def _held_invite(message: OutboxMessage, registration: Row[Any]) -> bool:
@@ -307,7 +451,13 @@ class InviteCache:
         )
 
     def __call__(
-        self, registration: Any, session: SessionView, course: CourseView, *, cancel: bool
+        self,
+        registration: Any,
+        session: SessionView,
+        course: CourseView,
+        *,
+        cancel: bool,
+        meeting: MeetingView | None = None,
     ) -> bytes:
         email, token, reg_id = registration.email, registration.token, registration.id
         if not (
@@ -317,7 +467,7 @@ class InviteCache:
             and isinstance(email, str)
             and _INERT_EMAIL.fullmatch(email)
         ):
-            return self._full(registration, session, course, cancel)
+            return self._full(registration, session, course, cancel, meeting)
         changed = getattr(registration, "updated_at", None)
         # DTSTAMP is written to the second: registrations changed within the same second
         # share a template.
@@ -336,14 +486,14 @@ class InviteCache:
             registration.sequence,
             stamp,
         )
-        key = (session, course, cancel, stand_in)
+        key = (session, course, cancel, stand_in, meeting)
         if key not in self._templates:
             if len(self._templates) >= self.size:
                 self._templates.clear()
-            self._templates[key] = self._template(stand_in, session, course, cancel)
+            self._templates[key] = self._template(stand_in, session, course, cancel, meeting)
         template = self._templates[key]
         if template is None:
-            return self._full(registration, session, course, cancel)
+            return self._full(registration, session, course, cancel, meeting)
         values = {
             self._cn: _cn(calendar.display_name(registration.name)),
             _EMAIL.encode(): email.encode(),
@@ -356,19 +506,29 @@ class InviteCache:
         )
 
     def _full(
-        self, registration: Any, session: SessionView, course: CourseView, cancel: bool
+        self,
+        registration: Any,
+        session: SessionView,
+        course: CourseView,
+        cancel: bool,
+        meeting: MeetingView | None = None,
     ) -> bytes:
         return calendar.registration_invite(
-            registration, session, course, self.settings, cancel=cancel
+            registration, session, course, self.settings, cancel=cancel, meeting=meeting
         )
 
     def _template(
-        self, stand_in: _StandIn, session: SessionView, course: CourseView, cancel: bool
+        self,
+        stand_in: _StandIn,
+        session: SessionView,
+        course: CourseView,
+        cancel: bool,
+        meeting: MeetingView | None = None,
     ) -> list[tuple[bytes, bool]] | None:
         """The invite of ``stand_in`` line by line: folded as written, or unfolded where a
         stand-in is to be replaced; None where the shortcut would not be exact."""
         try:
-            folded = self._full(stand_in, session, course, cancel)
+            folded = self._full(stand_in, session, course, cancel, meeting)
         except AttributeError:  # calendar reads something of the registration we do not copy
             return None
         text = folded.replace(_FOLD, b"")

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -31,11 +32,15 @@ __all__ = [
     "ApiToken",
     "Base",
     "Course",
+    "Instructor",
     "LoginSession",
+    "Meeting",
     "RateLimitWindow",
     "Registration",
     "SeatPool",
+    "SessionInstructor",
     "TrainingSession",
+    "Venue",
 ]
 
 MODES = ("in_person", "virtual", "hybrid")
@@ -45,6 +50,9 @@ DELIVERY = ("in_person", "virtual", "online")
 CONFIRMED = "confirmed"
 WAITLISTED = "waitlisted"
 CANCELLED = "cancelled"
+# A session's or a meeting's status (CANCELLED serves both).
+SCHEDULED = "scheduled"
+MAX_MEETINGS = 60
 
 
 class Course(Base):
@@ -82,6 +90,14 @@ class TrainingSession(Base):
     join_url: Mapped[str | None] = mapped_column(String(2000), default=None)
     max_per_agency: Mapped[int | None] = mapped_column(Integer, default=None)
     registration_closes_at: Mapped[datetime | None] = mapped_column(default=None)
+    # A venue from the directory (its fields are copied into venue_* when chosen); a free-typed
+    # venue has none. Only a venue from the directory is checked for double-booking.
+    venue_id: Mapped[int | None] = mapped_column(
+        ForeignKey("venues.id", ondelete="SET NULL"), default=None
+    )
+    venue_room: Mapped[str | None] = mapped_column(String(120), default=None)
+    # The room may be shared with another session on purpose (invariant 8).
+    allow_overlap: Mapped[bool] = mapped_column(Boolean, default=False)
     # Rises whenever time or place changes: the iCalendar SEQUENCE of its events.
     sequence: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -100,7 +116,87 @@ class TrainingSession(Base):
         # History pages list upcoming first and page the past (admin dashboard, course page).
         Index("ix_training_sessions_start", "starts_at"),
         Index("ix_training_sessions_end", "ends_at"),
+        Index("ix_training_sessions_venue", "venue_id"),
     )
+
+
+class Meeting(Base):
+    """One day (or half-day) of a session: a start and an end, stored in UTC.
+
+    The session's ``starts_at``/``ends_at`` are its first start and last end among scheduled
+    meetings, kept in step by ``catalog.commands``. A removed meeting stays as ``cancelled`` so
+    calendars learn it is gone (same UID, ``STATUS:CANCELLED``).
+    """
+
+    __tablename__ = "meetings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("training_sessions.id", ondelete="CASCADE"))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    # Rises when this meeting moves: added to the session's sequence for its calendar events.
+    sequence: Mapped[int] = mapped_column(Integer, default=0)
+    # The local part of its calendar UIDs; None means "session-{session_id}-meeting-{id}".
+    # Meetings migrated from one-block sessions keep the session's old UID ("session-{id}").
+    uid: Mapped[str | None] = mapped_column(String(120), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (
+        CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+        CheckConstraint("status IN ('scheduled', 'cancelled')", name="status"),
+        Index("ix_meetings_session_start", "session_id", "starts_at"),
+        Index("ix_meetings_start", "starts_at"),
+    )
+
+
+class Venue(Base):
+    """A place from the directory: chosen for a session instead of retyping its address."""
+
+    __tablename__ = "venues"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str | None] = mapped_column(String(300), default=None)
+    city: Mapped[str | None] = mapped_column(String(120), default=None)
+    state: Mapped[str | None] = mapped_column(String(40), default=None)
+    postal_code: Mapped[str | None] = mapped_column(String(20), default=None)
+    room: Mapped[str | None] = mapped_column(String(120), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Instructor(Base):
+    """Someone who teaches sessions; never booked into two overlapping meetings (invariant 8)."""
+
+    __tablename__ = "instructors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320))
+    credentials: Mapped[str] = mapped_column(String(500), default="")
+    # Whether public pages may show the name.
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The secret in the private feed's URL; replacing it revokes the old URL.
+    feed_token: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SessionInstructor(Base):
+    __tablename__ = "session_instructors"
+
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("training_sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    instructor_id: Mapped[int] = mapped_column(
+        ForeignKey("instructors.id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_session_instructors_instructor", "instructor_id"),)
 
 
 class SeatPool(Base):

@@ -80,3 +80,52 @@ async def test_instances_starting_together_migrate_once(postgres_factory):
         assert await on_sync(url, schema_diff) == []
     finally:
         await asyncio.to_thread(postgres_factory.drop, url)
+
+
+async def test_existing_sessions_become_one_meeting_each(empty_database_url):
+    """0005: a session scheduled before meetings existed keeps its times and its calendar UID."""
+    from sqlalchemy import text
+
+    await migrate.upgrade(empty_database_url, "0002")
+    engine = make_engine(empty_database_url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO courses (id, slug, title, description, audience, provider,"
+                    " delivery, created_at, updated_at) VALUES (1, 'c', 'C', '', '', '',"
+                    " 'in_person', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+                )
+            )
+            for sid, day, status in ((7, 12, "scheduled"), (8, 13, "cancelled")):
+                await conn.execute(
+                    text(
+                        "INSERT INTO training_sessions (id, course_id, starts_at, ends_at,"
+                        " timezone, mode, status, sequence, created_at, updated_at) VALUES"
+                        f" ({sid}, 1, '2027-01-{day} 15:00:00', '2027-01-{day} 23:00:00',"
+                        f" 'America/Chicago', 'in_person', '{status}', 3,"
+                        " '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+                    )
+                )
+        await migrate.upgrade(empty_database_url)
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    text(
+                        "SELECT session_id, starts_at, ends_at, status, sequence, uid"
+                        " FROM meetings ORDER BY session_id"
+                    )
+                )
+            ).all()
+            flags = (await conn.execute(text("SELECT allow_overlap FROM training_sessions"))).all()
+    finally:
+        await engine.dispose()
+    assert [(r.session_id, str(r.starts_at)[:16], str(r.ends_at)[:16]) for r in rows] == [
+        (7, "2027-01-12 15:00", "2027-01-12 23:00"),
+        (8, "2027-01-13 15:00", "2027-01-13 23:00"),
+    ]
+    assert [(r.status, r.sequence, r.uid) for r in rows] == [
+        ("scheduled", 0, "session-7"),
+        ("scheduled", 0, "session-8"),
+    ]
+    assert [bool(f[0]) for f in flags] == [False, False]

@@ -272,7 +272,9 @@ async def session_new(request: Request) -> Response:
         return _session_form(request, course=course, values=defaults)
     body, values = session_body(await request.form())
     try:
-        session = await catalog.create_session(_db(request), slug, body)
+        session = await catalog.create_session(
+            _db(request), slug, body, travel_buffer=_settings(request).travel_buffer
+        )
     except (Invalid, Conflict) as exc:
         return _session_form(
             request,
@@ -317,6 +319,7 @@ async def session_edit(request: Request) -> Response:
             session.id,
             body,
             reminder_offsets=_settings(request).reminder_offsets,
+            travel_buffer=_settings(request).travel_buffer,
         )
     except (Invalid, Conflict) as exc:
         return _session_form(

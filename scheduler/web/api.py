@@ -14,6 +14,7 @@ from starlette.routing import Route
 from notifications.models import utcnow
 from scheduler import booking, catalog, models, tokens
 from scheduler.calendar import add_to_calendar_links
+from scheduler.catalog import directory
 from scheduler.config import Settings
 from scheduler.errors import Invalid, NotFound
 from scheduler.validation import is_encodable
@@ -21,7 +22,13 @@ from scheduler.web import ratelimit
 from scheduler.web.params import db_of as _db
 from scheduler.web.params import parse_id
 from scheduler.web.params import settings_of as _settings
-from scheduler.web.present import course_json, manage_url, session_json
+from scheduler.web.present import (
+    course_json,
+    instructor_json,
+    manage_url,
+    session_json,
+    venue_entry_json,
+)
 
 # Answers with personal data, a token or a join URL: no cache (browser or proxy) may keep them.
 NO_STORE = {"Cache-Control": "no-store"}
@@ -199,7 +206,10 @@ async def patch_course(request: Request) -> Response:
 async def create_session(request: Request) -> Response:
     await require_admin(request)
     session = await catalog.create_session(
-        _db(request), request.path_params["slug"], await read_json(request)
+        _db(request),
+        request.path_params["slug"],
+        await read_json(request),
+        travel_buffer=_settings(request).travel_buffer,
     )
     return JSONResponse(
         session_json(session, _settings(request), utcnow(), private=True),
@@ -217,6 +227,7 @@ async def patch_session(request: Request) -> Response:
         session_id,
         await read_json(request),
         reminder_offsets=settings.reminder_offsets,
+        travel_buffer=settings.travel_buffer,
     )
     return JSONResponse(session_json(session, settings, utcnow(), private=True), headers=NO_STORE)
 
@@ -290,7 +301,47 @@ async def list_registrations(request: Request) -> Response:
     return JSONResponse({"session_id": session_id, "registrations": entries}, headers=NO_STORE)
 
 
+async def create_instructor(request: Request) -> Response:
+    await require_admin(request)
+    person = await directory.create_instructor(_db(request), await read_json(request))
+    return JSONResponse(instructor_json(person, _settings(request)), status_code=201)
+
+
+async def list_instructors(request: Request) -> Response:
+    await require_admin(request)
+    async with _db(request).read() as conn:
+        people = await directory.list_instructors(conn)
+    settings = _settings(request)
+    return JSONResponse({"instructors": [instructor_json(p, settings) for p in people]})
+
+
+async def patch_instructor(request: Request) -> Response:
+    await require_admin(request)
+    person = await directory.update_instructor(
+        _db(request), path_int(request, "instructor_id"), await read_json(request)
+    )
+    return JSONResponse(instructor_json(person, _settings(request)))
+
+
+async def create_venue(request: Request) -> Response:
+    await require_admin(request)
+    place = await directory.create_venue(_db(request), await read_json(request))
+    return JSONResponse(venue_entry_json(place), status_code=201)
+
+
+async def list_venues(request: Request) -> Response:
+    await require_admin(request)
+    async with _db(request).read() as conn:
+        places = await directory.list_venues(conn)
+    return JSONResponse({"venues": [venue_entry_json(p) for p in places]})
+
+
 routes = [
+    Route("/api/instructors", list_instructors, methods=["GET"]),
+    Route("/api/instructors", create_instructor, methods=["POST"]),
+    Route("/api/instructors/{instructor_id}", patch_instructor, methods=["PATCH"]),
+    Route("/api/venues", list_venues, methods=["GET"]),
+    Route("/api/venues", create_venue, methods=["POST"]),
     Route("/api/courses", list_courses, methods=["GET"]),
     Route("/api/courses", create_course, methods=["POST"]),
     Route("/api/courses/{slug}", get_course, methods=["GET"]),

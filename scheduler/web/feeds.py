@@ -22,8 +22,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from notifications.models import utcnow
-from scheduler import booking, catalog, feed_content
-from scheduler.calendar import invite_method, registration_invite
+from scheduler import booking, calendar, catalog, feed_content
+from scheduler.catalog import directory
 from scheduler.config import Settings
 from scheduler.db import Database
 from scheduler.feed_content import FeedFilter, Fingerprint, FreshFingerprints
@@ -156,8 +156,7 @@ async def registration_calendar(request: Request) -> Response:
         registration = await booking.find_by_token(conn, request.path_params["token"])
         session = await catalog.get_session(conn, registration.session_id)
         course = await catalog.get_course(conn, session.course_slug)
-    method = invite_method(registration, session)
-    body = registration_invite(registration, session, course, settings)
+    method, body = calendar.registration_calendar(registration, session, course, settings)
     return Response(
         body,
         media_type=f"text/calendar; charset=utf-8; method={method}",
@@ -172,7 +171,27 @@ async def registration_calendar(request: Request) -> Response:
     )
 
 
+async def instructor_calendar(request: Request) -> Response:
+    """An instructor's private feed: the URL's token is the only key, and replacing it revokes
+    the old URL. It carries the join URLs of what they teach (invariant 7), so nothing caches it."""
+    db: Database = request.state.db
+    settings: Settings = request.state.settings
+    now = utcnow()
+    async with db.read() as conn:
+        person = await directory.instructor_by_feed_token(conn, request.path_params["feed_token"])
+        ids = await directory.sessions_taught(conn, person.id, now - feed_content.KEEP_PAST)
+        sessions = await catalog.load_sessions(conn, session_ids=ids) if ids else []
+        courses = {c.id: c for c in await catalog.list_courses(conn)}
+    body = calendar.instructor_feed(person, sessions, courses, settings, now=now)
+    return Response(
+        body,
+        media_type=CALENDAR_TYPE,
+        headers={"Cache-Control": "private, no-store", "Referrer-Policy": "no-referrer"},
+    )
+
+
 routes: list[BaseRoute] = [
+    Route("/instructors/{feed_token}/calendar.ics", instructor_calendar, methods=["GET"]),
     Route("/courses/{slug}/calendar.ics", course_feed, methods=["GET"]),
     Route("/calendar.ics", all_courses_feed, methods=["GET"]),
     Route("/registrations/{token}/calendar.ics", registration_calendar, methods=["GET"]),

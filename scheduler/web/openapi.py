@@ -123,6 +123,94 @@ SCHEMAS: dict[str, Any] = {
             "city": _NSTR,
             "state": _NSTR,
             "postal_code": _NSTR,
+            "id": {**_NINT, "description": "the directory venue, if chosen from it"},
+            "room": _NSTR,
+        },
+    },
+    "Meeting": {
+        "type": "object",
+        "required": ["id", "starts_at", "ends_at"],
+        "properties": {"id": _INT, "starts_at": _TIME, "ends_at": _TIME},
+    },
+    "MeetingInput": {
+        "type": "object",
+        "required": ["starts_at", "ends_at"],
+        "properties": {
+            "id": {"type": "integer", "description": "keeps that meeting (and its calendar UID)"},
+            "starts_at": {"type": "string", "description": "wall-clock time in the session's zone"},
+            "ends_at": {"type": "string"},
+        },
+    },
+    "SessionInstructor": {
+        "type": "object",
+        "required": ["id", "name"],
+        "properties": {"id": _INT, "name": _STR, "credentials": _STR},
+    },
+    "Instructor": {
+        "type": "object",
+        "required": ["id", "name", "email", "public", "feed_url"],
+        "properties": {
+            "id": _INT,
+            "name": _STR,
+            "email": _STR,
+            "credentials": _STR,
+            "public": {"type": "boolean"},
+            "feed_url": {**_STR, "description": "private, revocable calendar feed"},
+        },
+    },
+    "InstructorList": {
+        "type": "object",
+        "required": ["instructors"],
+        "properties": {"instructors": {"type": "array", "items": _ref("Instructor")}},
+    },
+    "NewInstructor": {
+        "type": "object",
+        "required": ["name", "email"],
+        "properties": {
+            "name": {"type": "string", "maxLength": 200, "minLength": 1},
+            "email": {"type": "string", "format": "email", "maxLength": 320},
+            "credentials": {"type": "string", "maxLength": 500},
+            "public": {"type": "boolean", "description": "show the name on public pages"},
+        },
+    },
+    "InstructorPatch": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 200, "minLength": 1},
+            "email": {"type": "string", "format": "email", "maxLength": 320},
+            "credentials": {"type": "string", "maxLength": 500},
+            "public": {"type": "boolean"},
+            "rotate_feed_token": {"type": "boolean", "description": "revoke the old feed URL"},
+        },
+    },
+    "DirectoryVenue": {
+        "type": "object",
+        "required": ["id", "name"],
+        "properties": {
+            "id": _INT,
+            "name": _STR,
+            "address": _NSTR,
+            "city": _NSTR,
+            "state": _NSTR,
+            "postal_code": _NSTR,
+            "room": _NSTR,
+        },
+    },
+    "VenueList": {
+        "type": "object",
+        "required": ["venues"],
+        "properties": {"venues": {"type": "array", "items": _ref("DirectoryVenue")}},
+    },
+    "NewVenue": {
+        "type": "object",
+        "required": ["name"],
+        "properties": {
+            "name": {"type": "string", "maxLength": 200, "minLength": 1},
+            "address": {"type": "string", "maxLength": 300},
+            "city": {"type": "string", "maxLength": 120},
+            "state": {"type": "string", "maxLength": 40},
+            "postal_code": {"type": "string", "maxLength": 20},
+            "room": {"type": "string", "maxLength": 120},
         },
     },
     "Session": {
@@ -137,7 +225,16 @@ SCHEMAS: dict[str, Any] = {
             "timezone": _STR,
             "mode": {"enum": ["in_person", "virtual", "hybrid"]},
             "status": {"enum": ["scheduled", "cancelled"]},
+            "meetings": {"type": "array", "items": _ref("Meeting")},
+            "contact_hours": {"type": "number"},
             "venue": _ref("Venue"),
+            "venue_id": _NINT,
+            "allow_overlap": {"type": "boolean"},
+            "instructors": {
+                "type": "array",
+                "items": _ref("SessionInstructor"),
+                "description": "public answers list only instructors who allow it",
+            },
             "platform": _NSTR,
             "max_per_agency": _NINT,
             "registration_closes_at": _NTIME,
@@ -181,7 +278,8 @@ SCHEMAS: dict[str, Any] = {
     },
     "NewSession": {
         "type": "object",
-        "required": ["starts_at", "ends_at", "timezone", "mode"],
+        "required": ["timezone", "mode"],
+        "description": "a schedule as meetings, or as starts_at and ends_at (one meeting)",
         "properties": {
             "starts_at": {
                 "type": "string",
@@ -201,6 +299,16 @@ SCHEMAS: dict[str, Any] = {
                 "type": "boolean",
                 "description": "allow a start (and close) before now: a session already held",
             },
+            "meetings": {
+                "type": "array",
+                "items": _ref("MeetingInput"),
+                "minItems": 1,
+                "maxItems": 60,
+                "description": "ordered, not overlapping; replaces starts_at/ends_at",
+            },
+            "instructors": {"type": "array", "items": {"type": "integer"}},
+            "venue_id": {"type": "integer"},
+            "allow_overlap": {"type": "boolean"},
         },
     },
     "SessionPatch": {
@@ -218,6 +326,16 @@ SCHEMAS: dict[str, Any] = {
             "max_per_agency": {"type": ["integer", "null"], "minimum": 1},
             "registration_closes_at": {"type": ["string", "null"]},
             "record_past": {"type": "boolean", "description": "allow moving the start before now"},
+            "meetings": {
+                "type": "array",
+                "items": _ref("MeetingInput"),
+                "minItems": 1,
+                "maxItems": 60,
+                "description": "ordered, not overlapping; replaces starts_at/ends_at",
+            },
+            "instructors": {"type": "array", "items": {"type": "integer"}},
+            "venue_id": {"type": "integer"},
+            "allow_overlap": {"type": "boolean"},
         },
     },
     "CancelSession": {"type": "object", "properties": {"reason": {"type": "string"}}},
@@ -338,7 +456,44 @@ def _body(name: str) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": _ref(name)}}}
 
 
+_IID = {"name": "instructor_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+
 PATHS: dict[str, Any] = {
+    "/api/instructors": {
+        "get": {
+            "summary": "List instructors (admin)",
+            "security": _ADMIN,
+            "responses": {"200": _json(_ref("InstructorList"), "Instructors"), **_errors(401)},
+        },
+        "post": {
+            "summary": "Add an instructor (admin)",
+            "security": _ADMIN,
+            "requestBody": _body("NewInstructor"),
+            "responses": {"201": _json(_ref("Instructor"), "Created"), **_errors(401, 422)},
+        },
+    },
+    "/api/instructors/{instructor_id}": {
+        "parameters": [_IID],
+        "patch": {
+            "summary": "Change an instructor (admin)",
+            "security": _ADMIN,
+            "requestBody": _body("InstructorPatch"),
+            "responses": {"200": _json(_ref("Instructor"), "Updated"), **_errors(401, 404, 422)},
+        },
+    },
+    "/api/venues": {
+        "get": {
+            "summary": "List venues (admin)",
+            "security": _ADMIN,
+            "responses": {"200": _json(_ref("VenueList"), "Venues"), **_errors(401)},
+        },
+        "post": {
+            "summary": "Add a venue (one room) to the directory (admin)",
+            "security": _ADMIN,
+            "requestBody": _body("NewVenue"),
+            "responses": {"201": _json(_ref("DirectoryVenue"), "Created"), **_errors(401, 422)},
+        },
+    },
     "/api/courses": {
         "get": {
             "summary": "List courses",

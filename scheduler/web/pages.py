@@ -109,6 +109,14 @@ def when_html(session: Any) -> Markup:
     ).format(starts, ends, session.timezone, escape(when(session)))
 
 
+def meeting_when(session: Any, meeting: Any) -> str:
+    """One meeting of a session as :func:`when` writes a session, in the session's zone."""
+    zone = ZoneInfo(session.timezone)
+    start = meeting.starts_at.astimezone(zone)
+    end = meeting.ends_at.astimezone(zone)
+    return f"{start.strftime('%a %-d %b %Y, %-I:%M %p')} – {end.strftime('%-I:%M %p %Z')}"
+
+
 def datetime_local(instant: datetime | None, zone: str) -> str:
     """The value an ``<input type=datetime-local>`` wants, in the session's own zone."""
     if instant is None:
@@ -134,6 +142,7 @@ def make_templates(directory: Path = TEMPLATE_DIR) -> Jinja2Templates:
     env.filters["utc_time"] = utc_time
     env.globals["when"] = when
     env.globals["when_html"] = when_html
+    env.globals["meeting_when"] = meeting_when
     env.globals["attendance_label"] = lambda a: ATTENDANCE_LABELS.get(a, a)
     env.globals["mode_label"] = lambda m: MODE_LABELS.get(m, m)
     return Jinja2Templates(env=env)

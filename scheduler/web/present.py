@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from scheduler.catalog import CourseView, SessionView
+from scheduler.catalog.directory import Person, Place
 from scheduler.config import Settings
 
 
@@ -45,6 +46,8 @@ def venue_json(session: SessionView) -> dict[str, Any] | None:
     if session.mode == "virtual":
         return None
     return {
+        "id": session.venue_id,
+        "room": session.venue_room,
         "name": session.venue_name,
         "address": session.venue_address,
         "city": session.venue_city,
@@ -66,7 +69,17 @@ def session_json(
         "timezone": session.timezone,
         "mode": session.mode,
         "status": session.status,
+        "meetings": meetings_json(session),
+        "contact_hours": session.contact_hours,
         "venue": venue_json(session),
+        "venue_id": session.venue_id,
+        "allow_overlap": session.allow_overlap,
+        # Public answers name only the instructors who allow it.
+        "instructors": [
+            {"id": i.id, "name": i.name, "credentials": i.credentials}
+            for i in session.instructors
+            if private or i.public
+        ],
         "platform": session.platform,
         "max_per_agency": session.max_per_agency,
         "registration_closes_at": local_iso(session.registration_closes_at, zone),
@@ -89,6 +102,42 @@ def session_json(
     if private:
         body["join_url"] = session.join_url
     return body
+
+
+def meetings_json(session: SessionView) -> list[dict[str, Any]]:
+    """The meetings that take place, in the session's zone with their offset."""
+    zone = session.zone
+    return [
+        {
+            "id": m.id,
+            "starts_at": m.starts_at.astimezone(zone).isoformat(),
+            "ends_at": m.ends_at.astimezone(zone).isoformat(),
+        }
+        for m in session.schedule
+    ]
+
+
+def instructor_json(person: Person, settings: Settings) -> dict[str, Any]:
+    return {
+        "id": person.id,
+        "name": person.name,
+        "email": person.email,
+        "credentials": person.credentials,
+        "public": person.public,
+        "feed_url": f"{settings.base_url}/instructors/{person.feed_token}/calendar.ics",
+    }
+
+
+def venue_entry_json(place: Place) -> dict[str, Any]:
+    return {
+        "id": place.id,
+        "name": place.name,
+        "address": place.address,
+        "city": place.city,
+        "state": place.state,
+        "postal_code": place.postal_code,
+        "room": place.room,
+    }
 
 
 def manage_url(settings: Settings, token: str) -> str:

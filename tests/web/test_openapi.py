@@ -189,6 +189,24 @@ async def test_real_answers_match_the_spec(client, admin_headers, spec):
     bad = dict(hybrid, timezone="Mars/Olympus")
     check(await client.post("/api/courses/managing-bias/sessions", json=bad, headers=admin))
     check(await client.get("/api/courses/managing-bias/sessions"))
+    teacher = check(
+        await client.post(
+            "/api/instructors",
+            json={"name": "Dana Cruz", "email": "dana@example.org"},
+            headers=admin,
+        )
+    ).json()
+    check(await client.post("/api/instructors", json={"name": ""}, headers=admin))  # 422
+    check(await client.get("/api/instructors", headers=admin))
+    check(
+        await client.patch(
+            f"/api/instructors/{teacher['id']}", json={"public": True}, headers=admin
+        )
+    )
+    check(await client.patch("/api/instructors/999999", json={}, headers=admin))  # 404
+    check(await client.post("/api/venues", json={"name": "Hall", "room": "2"}, headers=admin))
+    check(await client.get("/api/venues", headers=admin))
+    check(await client.get("/api/venues"))  # 401
     check(await client.get(f"/api/sessions/{sid}"))
     check(await client.get("/api/sessions", params={"mode": "hybrid", "limit": "1"}))
     check(await client.get("/api/sessions", params={"state": "nowhere"}))  # 422

@@ -1,7 +1,7 @@
 """history indexes, retention marker, one-round-trip registration
 
 Revision ID: 0008
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-02 08:40:00
 
 - ``register_person`` (PostgreSQL only): the whole registration as one server-side function,
@@ -114,7 +114,7 @@ DROP_REGISTER_FUNCTION = (
 )
 
 revision = "0008"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -41,6 +41,12 @@ KINDS = (
     "session_changed",
     "session_cancelled",
     "reminder",
+    "registration_moved",
+    # Mail about an agency rather than one registration (coordinators, sign-in).
+    "batch_summary",
+    "hold_release_warning",
+    "coordinator_invitation",
+    "sign_in_link",
 )
 
 
@@ -59,6 +65,8 @@ class MailContent:
     context: dict[str, Any]
     to_name: str | None = None
     invite: Invite | None = None
+    # Further invites attached as files, e.g. the CANCEL of the session a person moved from.
+    attachments: tuple[Invite, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -210,6 +218,13 @@ class Mailer:
                 maintype="application",
                 subtype="ics",
                 filename="cancel.ics" if method == "CANCEL" else "invite.ics",
+            )
+        for extra in content.attachments:
+            email.add_attachment(
+                extra.data,
+                maintype="application",
+                subtype="ics",
+                filename="cancel.ics" if extra.method == "CANCEL" else "invite.ics",
             )
         return email
 

@@ -14,7 +14,7 @@ from starlette.staticfiles import StaticFiles
 from scheduler.config import Settings
 from scheduler.db import Database
 from scheduler.jobs import Jobs
-from scheduler.web import admin, api, feeds, metrics, openapi, public
+from scheduler.web import admin, agency_api, api, feeds, metrics, openapi, public
 from scheduler.web.auth import LoginThrottle, session_middleware
 from scheduler.web.errors import EXCEPTION_HANDLERS
 from scheduler.web.limits import BodyLimitMiddleware
@@ -46,6 +46,7 @@ def create_app(settings: Settings) -> Starlette:
         *metrics.routes,
         *openapi.routes,
         *api.routes,
+        *agency_api.routes,
         *public.routes,
         *admin.routes,
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),

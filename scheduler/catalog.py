@@ -49,10 +49,11 @@ class PoolView:
     capacity: int
     confirmed: int
     waitlisted: int
+    held: int = 0
 
     @property
     def available(self) -> int:
-        return max(self.capacity - self.confirmed, 0)
+        return max(self.capacity - self.confirmed - self.held, 0)
 
 
 @dataclass(frozen=True)
@@ -368,7 +369,7 @@ async def update_session(
         new_mode = values.get("mode", current.mode)
         for pool in current.pools:
             if pool.attendance not in POOLS_OF_MODE[new_mode] and (
-                pool.confirmed or pool.waitlisted
+                pool.confirmed or pool.waitlisted or pool.held
             ):
                 raise Conflict(
                     f"the {pool.attendance} pool still has registrations",
@@ -376,8 +377,10 @@ async def update_session(
                 )
         for attendance, capacity in parsed["capacities"].items():
             existing = current.pool(attendance)
-            if existing is not None and capacity < existing.confirmed:
-                raise CapacityBelowConfirmed(attendance, capacity, existing.confirmed)
+            if existing is not None and capacity < existing.confirmed + existing.held:
+                raise CapacityBelowConfirmed(
+                    attendance, capacity, existing.confirmed, held=existing.held
+                )
 
         moved = any(k in values for k in _TIME_FIELDS + _PLACE_FIELDS)
         if values or parsed["capacities"]:
@@ -568,14 +571,15 @@ async def load_sessions(
             SeatPool.capacity,
             SeatPool.confirmed,
             func.coalesce(waitlisted.c.waiting, 0),
+            SeatPool.held,
         )
         .outerjoin(waitlisted, waitlisted.c.pool_id == SeatPool.id)
         .where(SeatPool.session_id.in_(ids))
         .order_by(SeatPool.attendance)
     )
-    for session_id, attendance, capacity, confirmed, waiting in pool_rows.all():
+    for session_id, attendance, capacity, confirmed, waiting, held in pool_rows.all():
         pools.setdefault(session_id, []).append(
-            PoolView(attendance, int(capacity), int(confirmed), int(waiting))
+            PoolView(attendance, int(capacity), int(confirmed), int(waiting), int(held))
         )
     return [session_view(row, pools.get(row.id, ())) for row in rows]
 

@@ -22,6 +22,67 @@ from scheduler.errors import Invalid
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _MISSING = object()
+# The USPS codes of the states, DC and the territories: the first two characters of an ORI.
+STATES = frozenset(
+    [
+        "AL",
+        "AK",
+        "AZ",
+        "AR",
+        "CA",
+        "CO",
+        "CT",
+        "DE",
+        "DC",
+        "FL",
+        "GA",
+        "HI",
+        "ID",
+        "IL",
+        "IN",
+        "IA",
+        "KS",
+        "KY",
+        "LA",
+        "ME",
+        "MD",
+        "MA",
+        "MI",
+        "MN",
+        "MS",
+        "MO",
+        "MT",
+        "NE",
+        "NV",
+        "NH",
+        "NJ",
+        "NM",
+        "NY",
+        "NC",
+        "ND",
+        "OH",
+        "OK",
+        "OR",
+        "PA",
+        "RI",
+        "SC",
+        "SD",
+        "TN",
+        "TX",
+        "UT",
+        "VT",
+        "VA",
+        "WA",
+        "WV",
+        "WI",
+        "WY",
+        "AS",
+        "GU",
+        "MP",
+        "PR",
+        "VI",
+    ]
+)
 # Slugs that would collide with fixed page addresses such as /admin/courses/new.
 RESERVED_SLUGS = frozenset({"new", "edit", "sessions", "calendar.ics"})
 
@@ -144,6 +205,17 @@ class Fields:
     def done(self) -> None:
         if self.errors:
             raise Invalid(self.errors)
+
+
+def state_code(fields: Fields, name: str, *, required: bool = True) -> str | None:
+    value = fields.text(name, max_length=40, required=required)
+    if value is None:
+        return None
+    value = value.upper()
+    if value not in STATES:
+        fields.fail(name, "must be a two-letter US state or territory code, e.g. IL")
+        return None
+    return value
 
 
 def parse_timezone(value: str, fields: Fields, name: str) -> ZoneInfo | None:

@@ -220,6 +220,7 @@ async def test_200_registrations_for_20_seats(cluster, race_url):
     assert seats["in_person"] == {
         "capacity": 20,
         "confirmed": 20,
+        "held": 0,
         "waitlisted": 180,
         "available": 0,
     }
@@ -354,5 +355,11 @@ async def test_agency_cap_under_a_race_waitlists_that_agency_only(cluster, race_
     )
     assert waiting == list(range(1, 8))
     seats = (await cluster.client.get(cluster.url(f"/api/sessions/{sid}"))).json()["seats"]
-    assert seats["in_person"] == {"capacity": 20, "confirmed": 9, "waitlisted": 7, "available": 11}
+    assert seats["in_person"] == {
+        "capacity": 20,
+        "confirmed": 9,
+        "held": 0,
+        "waitlisted": 7,
+        "available": 11,
+    }
     await check_invariants(race_url)

@@ -75,6 +75,7 @@ def session_json(
             pool.attendance: {
                 "capacity": pool.capacity,
                 "confirmed": pool.confirmed,
+                "held": pool.held,
                 "waitlisted": pool.waitlisted,
                 "available": pool.available,
             }

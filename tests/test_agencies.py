@@ -157,7 +157,10 @@ async def test_history_by_email_is_one_query(client, admin_headers, db):
     await make_course(client, admin_headers)
     ids = [(await make_session(client, admin_headers, days=d))["id"] for d in (5, 9, 3)]
     for n, session_id in enumerate(ids):
-        body = {**person(1), "email": "Sam.Rivera@PD.example.org" if n else "sam.rivera@pd.example.org"}
+        body = {
+            **person(1),
+            "email": "Sam.Rivera@PD.example.org" if n else "sam.rivera@pd.example.org",
+        }
         response = await client.post(f"/api/sessions/{session_id}/registrations", json=body)
         assert response.status_code == 201
 

@@ -14,7 +14,17 @@ from starlette.staticfiles import StaticFiles
 from scheduler.config import Settings
 from scheduler.db import Database
 from scheduler.jobs import Jobs
-from scheduler.web import admin, agency_api, api, feeds, metrics, openapi, public
+from scheduler.web import (
+    admin,
+    agency_api,
+    agency_auth,
+    agency_console,
+    api,
+    feeds,
+    metrics,
+    openapi,
+    public,
+)
 from scheduler.web.auth import LoginThrottle, session_middleware
 from scheduler.web.errors import EXCEPTION_HANDLERS
 from scheduler.web.limits import BodyLimitMiddleware
@@ -49,6 +59,8 @@ def create_app(settings: Settings) -> Starlette:
         *agency_api.routes,
         *public.routes,
         *admin.routes,
+        *agency_auth.routes,
+        *agency_console.routes,
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     return Starlette(

@@ -14,9 +14,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from scheduler import agencies, holds, squads, tokens
+from scheduler import agencies, holds, sign_in, squads, tokens
 from scheduler.errors import Invalid, NotFound, Unauthorized
+from scheduler.web import agency_auth
 from scheduler.web.api import path_int, read_json, registration_json
+from scheduler.web.auth import csrf_ok
 from scheduler.web.params import db_of as _db
 from scheduler.web.params import settings_of as _settings
 
@@ -49,11 +51,15 @@ async def actor(request: Request) -> Actor:
     if authorization:
         await tokens.verify(_db(request), authorization)
         return Actor(admin=True)
-    from scheduler.web import agency_auth  # the console's sign-in; imported late (cycle)
-
     coordinator = await agency_auth.current_coordinator(request)
     if coordinator is None:
         raise Unauthorized("an admin token or a coordinator's sign-in is required")
+    # A cookie rides along on requests other sites make: a change must also carry the
+    # session's CSRF token in a header, which another site cannot read.
+    if request.method not in ("GET", "HEAD") and not csrf_ok(
+        request, request.headers.get("x-csrf-token")
+    ):
+        raise Unauthorized("a coordinator's change needs the X-CSRF-Token header")
     return Actor(
         admin=False,
         agency_ids=coordinator.agency_ids,
@@ -106,6 +112,35 @@ async def merge_agency(request: Request) -> Response:
         raise Invalid({"into": "must be the id of the agency to keep"})
     agency = await agencies.merge(_db(request), path_int(request, "agency_id"), into)
     return JSONResponse(agencies.agency_json(agency))
+
+
+async def invite_coordinator(request: Request) -> Response:
+    """``POST /api/agencies/{id}/coordinators`` ``{name, email}``: an invitation by email."""
+    await require_admin(request)
+    agency_id = path_int(request, "agency_id")
+    data = await read_json(request)
+    account_id = await sign_in.invite_coordinator(_db(request), agency_id, data)
+    async with _db(request).read() as conn:
+        found = [c for c in await sign_in.coordinators(conn, agency_id) if c["id"] == account_id]
+    return JSONResponse(
+        {
+            "id": account_id,
+            "agency_id": agency_id,
+            "email": found[0]["email"] if found else None,
+            "name": found[0]["name"] if found else None,
+            "status": found[0]["status"] if found else None,
+        },
+        status_code=201,
+    )
+
+
+async def list_coordinators(request: Request) -> Response:
+    await require_admin(request)
+    agency_id = path_int(request, "agency_id")
+    async with _db(request).read() as conn:
+        await agencies.get_agency(conn, agency_id)
+        found = await sign_in.coordinators(conn, agency_id)
+    return JSONResponse({"coordinators": found})
 
 
 async def person_history(request: Request) -> Response:
@@ -244,6 +279,8 @@ routes = [
     Route("/api/agencies/{agency_id}", get_agency, methods=["GET"]),
     Route("/api/agencies/{agency_id}", patch_agency, methods=["PATCH"]),
     Route("/api/agencies/{agency_id}/merge", merge_agency, methods=["POST"]),
+    Route("/api/agencies/{agency_id}/coordinators", invite_coordinator, methods=["POST"]),
+    Route("/api/agencies/{agency_id}/coordinators", list_coordinators, methods=["GET"]),
     Route("/api/registrations", person_history, methods=["GET"]),
     Route("/api/sessions/{session_id}/holds", create_hold, methods=["POST"]),
     Route("/api/holds/{hold_id}", get_hold, methods=["GET"]),

@@ -43,6 +43,12 @@ KINDS = (
     "session_cancelled",
     "reminder",
     "lookup",
+    "registration_moved",
+    # Mail about an agency rather than one registration (coordinators, sign-in).
+    "batch_summary",
+    "hold_release_warning",
+    "coordinator_invitation",
+    "sign_in_link",
 )
 
 
@@ -64,6 +70,8 @@ class MailContent:
     # Further iTIP messages, one per meeting (one UID each, RFC 5546): each goes out as its
     # own short email after this one, since a mail client acts on one text/calendar part.
     follow_ups: tuple[Invite, ...] = ()
+    # Further invites attached as files, e.g. the CANCEL of the session a person moved from.
+    attachments: tuple[Invite, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -304,6 +312,13 @@ class Mailer:
         email.add_alternative(html, subtype="html")
         if content.invite is not None:
             _attach(email, content.invite)
+        for extra in content.attachments:
+            email.add_attachment(
+                extra.data,
+                maintype="application",
+                subtype="ics",
+                filename="cancel.ics" if extra.method == "CANCEL" else "invite.ics",
+            )
         return email
 
     def render_follow_ups(

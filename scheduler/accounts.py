@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from notifications.models import utcnow
 from scheduler.db import Database
 from scheduler.errors import AlreadyExists, Invalid, NotFound, Unauthorized
-from scheduler.models import AdminUser
+from scheduler.models import Account, AdminUser
 from scheduler.validation import Fields
 
 MIN_PASSWORD = 12
@@ -65,10 +65,25 @@ async def create_admin(db: Database, email: str, password: str) -> str:
     assert clean is not None
     try:
         async with db.write() as conn:
+            admin_id = (
+                await conn.execute(
+                    insert(AdminUser)
+                    .values(
+                        email=clean.lower(),
+                        password_hash=await hash_password(password),
+                        created_at=utcnow(),
+                    )
+                    .returning(AdminUser.id)
+                )
+            ).scalar_one()
+            # The one accounts model: every admin is an account too (the password stays here).
             await conn.execute(
-                insert(AdminUser).values(
+                insert(Account).values(
                     email=clean.lower(),
-                    password_hash=await hash_password(password),
+                    name=clean.lower(),
+                    role="admin",
+                    status="active",
+                    admin_user_id=admin_id,
                     created_at=utcnow(),
                 )
             )

@@ -14,7 +14,19 @@ from starlette.staticfiles import StaticFiles
 from scheduler.config import Settings
 from scheduler.db import Database
 from scheduler.jobs import Jobs
-from scheduler.web import admin, api, feeds, finder, lookup, metrics, openapi, public
+from scheduler.web import (
+    admin,
+    agency_api,
+    agency_auth,
+    agency_console,
+    api,
+    feeds,
+    finder,
+    lookup,
+    metrics,
+    openapi,
+    public,
+)
 from scheduler.web.auth import session_middleware
 from scheduler.web.body_limit import BodyLimitMiddleware
 from scheduler.web.errors import EXCEPTION_HANDLERS
@@ -48,8 +60,11 @@ def create_app(settings: Settings) -> Starlette:
         *api.routes,
         *finder.routes,
         *lookup.routes,
+        *agency_api.routes,
         *public.routes,
         *admin.routes,
+        *agency_auth.routes,
+        *agency_console.routes,
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     return Starlette(

@@ -12,6 +12,7 @@ Emails that a change causes are written to the outbox on the same connection (in
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,7 +37,9 @@ from scheduler.models import (
     ATTENDANCE,
     CANCELLED,
     CONFIRMED,
+    HOLD_ACTIVE,
     WAITLISTED,
+    Hold,
     Registration,
     SeatPool,
     TrainingSession,
@@ -48,7 +51,9 @@ from scheduler.registration_sql import (
     CoreTx,
     RegisterTx,
 )
-from scheduler.validation import Fields
+from scheduler.validation import Fields, state_code
+
+_POST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ./-]{0,39}$")
 
 
 @dataclass(frozen=True)
@@ -58,19 +63,49 @@ class RegistrationInput:
     agency: str
     attendance: str
     rank: str | None = None
+    # The directory's agency; ``agencies.complete`` fills ``agency`` with its name.
+    agency_id: int | None = None
+    post_id: str | None = None
+    post_state: str | None = None
 
     @classmethod
-    def parse(cls, data: Any) -> RegistrationInput:
-        """Validate a registration body; raises ``Invalid`` naming every bad field."""
+    def parse(cls, data: Any, *, attendance: str | None = None) -> RegistrationInput:
+        """Validate a registration body; raises ``Invalid`` naming every bad field.
+
+        ``agency`` (free text) may be left out when ``agency_id`` names the directory's
+        agency; ``attendance`` given here (a batch's or a hold's) overrides the body's.
+        """
         fields = Fields(data)
         name = fields.text("name", max_length=200)
         email = fields.email("email")
-        agency = fields.text("agency", max_length=200)
-        attendance = fields.choice("attendance", ATTENDANCE)
+        agency_id = fields.integer("agency_id", minimum=1, maximum=2**31 - 1, required=False)
+        agency = fields.text("agency", max_length=200, required=agency_id is None)
+        if attendance is None:
+            attendance = fields.choice("attendance", ATTENDANCE)
         rank = fields.text("rank", max_length=120, required=False)
+        post_id = fields.text("post_id", max_length=40, required=False)
+        if post_id is not None and not _POST_ID.match(post_id):
+            fields.fail("post_id", "use letters, digits, spaces, dots, slashes and hyphens")
+        post_state = state_code(fields, "post_state", required=False)
         fields.done()
-        assert name and email and agency and attendance
-        return cls(name=name, email=email, agency=agency, attendance=attendance, rank=rank)
+        assert name and email and attendance and (agency or agency_id)
+        return cls(
+            name=name,
+            email=email,
+            agency=agency or "",
+            attendance=attendance,
+            rank=rank,
+            agency_id=agency_id,
+            post_id=post_id,
+            post_state=post_state,
+        )
+
+    @property
+    def agency_key(self) -> str:
+        """What the per-agency cap counts by: the directory's agency, else the name's words."""
+        if self.agency_id is not None:
+            return f"id:{self.agency_id}"
+        return " ".join(self.agency.lower().split())
 
 
 @dataclass(frozen=True)
@@ -147,7 +182,7 @@ async def _register(
     now: datetime,
 ) -> RegistrationResult:
     email_key = person.email.lower()
-    agency_key = agency_key_of(person.agency)
+    agency_key = person.agency_key
     session = await tx.lock_session(session_id)
     if session is None:
         raise NotFound("session", session_id)
@@ -160,8 +195,10 @@ async def _register(
 
     status = WAITLISTED
     agency_full = session.max_per_agency is not None and pool.agency_held >= session.max_per_agency
-    # Still the conditional UPDATE, so the seat count is guarded where it changes.
-    if not agency_full and pool.confirmed < pool.capacity and await tx.take_seat(pool.id):
+    # Held seats are not free. Still the conditional UPDATE, so the seat count is guarded
+    # where it changes.
+    free = pool.confirmed + pool.held < pool.capacity
+    if not agency_full and free and await tx.take_seat(pool.id):
         status = CONFIRMED
     waitlist_seq = None
     position = None
@@ -183,6 +220,10 @@ async def _register(
             "agency": person.agency,
             "agency_key": agency_key,
             "rank": person.rank,
+            "agency_id": person.agency_id,
+            "post_id": person.post_id,
+            "post_state": person.post_state,
+            "hold_id": None,
             "status": status,
             "waitlist_seq": waitlist_seq,
             "token": token,
@@ -273,14 +314,14 @@ async def fill_from_waitlist(
     promoted: list[int] = []
     pools = (
         await conn.execute(
-            select(SeatPool.id, SeatPool.capacity, SeatPool.confirmed)
+            select(SeatPool.id, SeatPool.capacity, SeatPool.confirmed, SeatPool.held)
             .where(SeatPool.session_id == session.id)
             .order_by(SeatPool.id)
         )
     ).all()
     agency_counts: dict[str, int] | None = None
     for pool in pools:
-        free = pool.capacity - pool.confirmed
+        free = pool.capacity - pool.confirmed - pool.held
         if free <= 0:
             continue
         waiting = (
@@ -312,18 +353,27 @@ async def fill_from_waitlist(
 
 
 async def _confirmed_by_agency(conn: AsyncConnection, session_id: int) -> dict[str, int]:
+    """Seats each agency has in the session: confirmed plus held unnamed (the cap counts both)."""
     rows = await conn.execute(
         select(Registration.agency_key, func.count())
         .where(Registration.session_id == session_id, Registration.status == CONFIRMED)
         .group_by(Registration.agency_key)
     )
-    return {agency: int(count) for agency, count in rows.all()}
+    counts = {agency: int(count) for agency, count in rows.all()}
+    held = await conn.execute(
+        select(Hold.agency_key, func.sum(Hold.remaining))
+        .where(Hold.session_id == session_id, Hold.status == HOLD_ACTIVE)
+        .group_by(Hold.agency_key)
+    )
+    for agency, seats in held.all():
+        counts[agency] = counts.get(agency, 0) + int(seats or 0)
+    return counts
 
 
 async def _promote(conn: AsyncConnection, pool_id: int, registration_id: int) -> None:
     seat = await conn.execute(
         update(SeatPool)
-        .where(SeatPool.id == pool_id, SeatPool.confirmed < SeatPool.capacity)
+        .where(SeatPool.id == pool_id, SeatPool.confirmed + SeatPool.held < SeatPool.capacity)
         .values(confirmed=SeatPool.confirmed + 1)
         .returning(SeatPool.id)
     )
@@ -516,12 +566,12 @@ async def promote_by_hand(
             raise Conflict("the session is cancelled", {"status": "cancelled"})
         pool = (
             await conn.execute(
-                select(SeatPool.capacity, SeatPool.confirmed).where(
+                select(SeatPool.capacity, SeatPool.confirmed, SeatPool.held).where(
                     SeatPool.id == registration.pool_id
                 )
             )
         ).one()
-        if pool.confirmed >= pool.capacity:
+        if pool.confirmed + pool.held >= pool.capacity:
             label = registration.attendance.replace("_", "-")
             raise Conflict(
                 f"the {label} pool is full: raise its capacity to make room",

@@ -70,11 +70,12 @@ class DuplicateRegistration(Conflict):
 class CapacityBelowConfirmed(Conflict):
     code = "capacity_below_confirmed"
 
-    def __init__(self, attendance: str, capacity: int, confirmed: int) -> None:
+    def __init__(self, attendance: str, capacity: int, confirmed: int, *, held: int = 0) -> None:
         field = f"{attendance}_capacity"
+        taken = f"{confirmed} confirmed" + (f" and {held} held" if held else "")
         super().__init__(
-            f"{attendance} capacity {capacity} is below the {confirmed} confirmed seats",
-            {field: f"must be at least {confirmed}"},
+            f"{attendance} capacity {capacity} is below the {taken} seats",
+            {field: f"must be at least {confirmed + held}"},
         )
 
 

@@ -231,9 +231,12 @@ def _fingerprint_statement(course: bool, modes: tuple[str, ...], state: bool) ->
     )
     pools = (
         select(
-            func.coalesce(func.sum(SeatPool.confirmed), 0).label("confirmed"),
+            # Held seats change what is left as much as confirmed ones do.
+            func.coalesce(func.sum(SeatPool.confirmed + SeatPool.held), 0).label("confirmed"),
             # Weighted by id so a seat taken in one pool and freed in another still shows.
-            func.coalesce(func.sum(SeatPool.confirmed * SeatPool.id), 0).label("weighted"),
+            func.coalesce(func.sum((SeatPool.confirmed + SeatPool.held) * SeatPool.id), 0).label(
+                "weighted"
+            ),
             func.coalesce(func.sum(SeatPool.capacity), 0).label("capacity"),
             func.count(SeatPool.id).label("pools"),
         )

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from notifications.dispatcher import Dispatcher
 from notifications.messages import Mailer
 from notifications.transports import FileTransport, SmtpTransport, Transport
-from scheduler import retention
+from scheduler import holds, retention
 from scheduler.config import Settings
 from scheduler.db import Database, is_database_outage
 from scheduler.mail_content import MailContextProvider
@@ -31,6 +31,7 @@ TICK_SECONDS = 1.0
 # Retention runs hourly: it works in small batches, and every instance may run it (the rows
 # it deletes or rewrites are the same whoever gets there first).
 RETENTION_SECONDS = 3600
+HOLDS_TICK_SECONDS = 30.0
 SMTP_CONNECTIONS = 4
 # Messages claimed per pass: a pass's fixed cost (claim, load, settle) while the connections
 # sit idle is paid once per batch, and a batch still finishes well inside the lease.
@@ -103,6 +104,17 @@ class Jobs:
             coalesce=True,
             max_instances=1,
         )
+        # Held seats whose release time has come go back to the pool (and its waitlist);
+        # coordinators are warned two days before. Every process runs it: the session lock
+        # and the conditional updates in scheduler.holds keep the work from being done twice.
+        self._clock.add_job(
+            self.holds_tick,
+            "interval",
+            seconds=HOLDS_TICK_SECONDS,
+            id="holds",
+            coalesce=True,
+            max_instances=1,
+        )
         self._clock.start()
         event.listen(self.db.engine.sync_engine, "before_cursor_execute", self._on_execute)
         event.listen(self.db.engine.sync_engine, "commit", self._on_commit)
@@ -120,6 +132,17 @@ class Jobs:
             return
         if report.messages or report.registrations:
             log.info("retention: %s", "; ".join(report.lines()))
+
+    async def holds_tick(self) -> None:
+        """Release due holds and warn about the ones due soon; failures wait for the next tick."""
+        try:
+            await holds.release_due(self.db, reminder_offsets=self.settings.reminder_offsets)
+            await holds.warn_due(self.db)
+        except Exception as exc:
+            if is_database_outage(exc):
+                log.warning("hold release waits for the database: %s", type(exc).__name__)
+            else:
+                log.exception("hold release failed; retrying on the next tick")
 
     def nudge(self) -> None:
         self.dispatcher.again = True

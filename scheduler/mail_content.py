@@ -38,7 +38,9 @@ from scheduler.lookup import LOOKUP, active_registrations
 from scheduler.models import CONFIRMED, WAITLISTED, Registration
 
 # Kinds that carry an invite while the seat is confirmed, and the ones that withdraw it.
-_REQUEST_KINDS = ("confirmation", "promoted", "session_changed")
+_REQUEST_KINDS = ("confirmation", "promoted", "session_changed", "registration_moved")
+# Mail about an agency or an account, not one registration: its content is in the payload.
+AGENCY_KINDS = ("batch_summary", "hold_release_warning", "coordinator_invitation", "sign_in_link")
 _CANCEL_KINDS = ("registration_cancelled", "session_cancelled")
 
 
@@ -59,6 +61,11 @@ class MailContextProvider:
         now = utcnow()
         registration_ids = {m.registration_id for m in messages if m.registration_id}
         session_ids = {m.session_id for m in messages if m.session_id}
+        # A move withdraws the invite of the registration it left.
+        for m in messages:
+            if m.kind == "registration_moved":
+                registration_ids.add(int(m.payload.get("old_registration_id") or 0))
+                session_ids.add(int(m.payload.get("old_session_id") or 0))
         async with self.db.read() as conn:
             registrations = {
                 row.id: row
@@ -79,6 +86,9 @@ class MailContextProvider:
             for message in messages:
                 if message.id in lookups:
                     plans.append(lookups[message.id])
+                    continue
+                if message.kind in AGENCY_KINDS:
+                    plans.append(self.agency_plan(message, sessions, courses))
                     continue
                 if message.kind.startswith("instructor_"):
                     session = sessions.get(message.session_id or -1)
@@ -133,7 +143,7 @@ class MailContextProvider:
         course = courses.get(session.course_id) if session is not None else None
         if session is None or course is None:
             return Skip("the session no longer exists")
-        return self.plan(
+        plan = self.plan(
             message,
             registration,
             session,
@@ -141,6 +151,74 @@ class MailContextProvider:
             position=positions.get(registration.id),
             now=now,
         )
+        if message.kind == "registration_moved" and isinstance(plan, MailContent):
+            plan = self._with_old_cancel(plan, message, registrations, sessions, courses)
+        return plan
+
+    def _with_old_cancel(
+        self,
+        plan: MailContent,
+        message: OutboxMessage,
+        registrations: dict[int, Any],
+        sessions: dict[int, SessionView],
+        courses: dict[int, CourseView],
+    ) -> MailContent:
+        """A move's email also withdraws the calendar entry of the seat it left."""
+        old = registrations.get(int(message.payload.get("old_registration_id") or 0))
+        old_session = sessions.get(int(message.payload.get("old_session_id") or 0))
+        context = dict(plan.context)
+        if old_session is not None:
+            zone = old_session.zone
+            context["old"] = {
+                **context["old"],
+                "starts": old_session.starts_at.astimezone(zone),
+                "ends": old_session.ends_at.astimezone(zone),
+            }
+        if old is None or old_session is None or message.payload.get("was") != CONFIRMED:
+            return MailContent(context, plan.to_name, plan.invite, follow_ups=plan.follow_ups)
+        course = courses.get(old_session.course_id)
+        if course is None:
+            return MailContent(context, plan.to_name, plan.invite, follow_ups=plan.follow_ups)
+        cancel = Invite(self.invites(old, old_session, course, cancel=True), "CANCEL")
+        return MailContent(
+            context, plan.to_name, plan.invite, follow_ups=plan.follow_ups, attachments=(cancel,)
+        )
+
+    def agency_plan(
+        self,
+        message: OutboxMessage,
+        sessions: dict[int, SessionView],
+        courses: dict[int, CourseView],
+    ) -> MailPlan:
+        """Mail to a coordinator: the payload says it all, the session (if any) adds when."""
+        payload = message.payload
+        base = self.settings.base_url
+        context: dict[str, Any] = {
+            "name": payload.get("name") or "",
+            "payload": payload,
+            "link": f"{base}{payload['path']}" if payload.get("path") else base,
+            "console_url": f"{base}/agency",
+            "course_title": "",
+            "starts": None,
+            "timezone": "",
+        }
+        if message.session_id:
+            session = sessions.get(message.session_id)
+            course = courses.get(session.course_id) if session is not None else None
+            if session is None or course is None:
+                return Skip("the session no longer exists")
+            zone = session.zone
+            context.update(
+                course_title=course.title,
+                starts=session.starts_at.astimezone(zone),
+                timezone=session.timezone,
+                session_url=f"{base}/courses/{course.slug}",
+            )
+            if payload.get("release_at"):
+                context["release_at"] = datetime.fromisoformat(payload["release_at"]).astimezone(
+                    zone
+                )
+        return MailContent(context=context, to_name=payload.get("name") or None)
 
     def plan(
         self,
@@ -178,7 +256,7 @@ class MailContextProvider:
         elif kind == "waitlisted":
             if registration.status != WAITLISTED or not session_live:
                 return Skip(f"no longer on the waitlist ({registration.status})")
-        elif kind == "session_changed":
+        elif kind in ("session_changed", "registration_moved"):
             if registration.status not in (CONFIRMED, WAITLISTED) or not session_live:
                 return Skip("the registration or the session was cancelled since")
         elif kind not in _CANCEL_KINDS:

@@ -26,12 +26,18 @@ from sqlalchemy.orm import Mapped, mapped_column
 from notifications.models import Base, utcnow
 
 __all__ = [
+    "AGENCY_TYPES",
     "ATTENDANCE",
     "MODES",
+    "Account",
+    "AccountAgency",
+    "AccountSession",
     "AdminUser",
+    "Agency",
     "ApiToken",
     "Base",
     "Course",
+    "Hold",
     "Instructor",
     "LoginSession",
     "Meeting",
@@ -39,6 +45,7 @@ __all__ = [
     "Registration",
     "SeatPool",
     "SessionInstructor",
+    "SignInLink",
     "TrainingSession",
     "Venue",
 ]
@@ -53,6 +60,11 @@ CANCELLED = "cancelled"
 # A session's or a meeting's status (CANCELLED serves both).
 SCHEDULED = "scheduled"
 MAX_MEETINGS = 60
+AGENCY_TYPES = ("municipal", "sheriff", "state", "tribal", "campus", "federal", "other")
+# A hold's status: ``active`` while it keeps seats, ``released`` once it gave its unnamed back.
+HOLD_ACTIVE = "active"
+HOLD_RELEASED = "released"
+ROLES = ("admin", "coordinator", "instructor")
 
 
 class Course(Base):
@@ -207,6 +219,8 @@ class SeatPool(Base):
     attendance: Mapped[str] = mapped_column(String(16))
     capacity: Mapped[int] = mapped_column(Integer)
     confirmed: Mapped[int] = mapped_column(Integer, default=0)
+    # Seats agencies hold before naming officers (the sum of the active holds' unnamed seats).
+    held: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Monotonic ticket counter: waitlist order is the order tickets were drawn.
     waitlist_seq: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -214,6 +228,8 @@ class SeatPool(Base):
         UniqueConstraint("session_id", "attendance", name="uq_seat_pools_session_attendance"),
         CheckConstraint("capacity >= 0", name="capacity_nonnegative"),
         CheckConstraint("confirmed >= 0 AND confirmed <= capacity", name="confirmed_within"),
+        # Invariant 1 with holds: confirmed plus held seats never exceed the capacity.
+        CheckConstraint("held >= 0 AND confirmed + held <= capacity", name="held_within"),
         CheckConstraint("attendance IN ('in_person', 'virtual')", name="attendance"),
     )
 
@@ -231,6 +247,18 @@ class Registration(Base):
     agency: Mapped[str] = mapped_column(String(200))
     agency_key: Mapped[str] = mapped_column(String(200))
     rank: Mapped[str | None] = mapped_column(String(120), default=None)
+    # The directory's agency when known; ``agency_key`` is then ``id:<agency_id>``, so the
+    # per-agency cap counts by agency, not by spelling.
+    agency_id: Mapped[int | None] = mapped_column(
+        ForeignKey("agencies.id", ondelete="SET NULL"), default=None
+    )
+    # The state certification number (POST/CJSTC/TCOLE id) and the state that issued it.
+    post_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    post_state: Mapped[str | None] = mapped_column(String(2), default=None)
+    # The hold this person was named into, if any.
+    hold_id: Mapped[int | None] = mapped_column(
+        ForeignKey("holds.id", ondelete="SET NULL"), default=None
+    )
     status: Mapped[str] = mapped_column(String(16))
     waitlist_seq: Mapped[int | None] = mapped_column(Integer, default=None)
     outcome: Mapped[str | None] = mapped_column(String(16), default=None)
@@ -256,7 +284,138 @@ class Registration(Base):
         ),
         Index("ix_registrations_pool_waitlist", "pool_id", "status", "waitlist_seq"),
         Index("ix_registrations_session_agency", "session_id", "agency_key", "status"),
+        # One person's history across sessions is one indexed query.
+        Index("ix_registrations_email_key", "email_key"),
+        Index("ix_registrations_agency", "agency_id", "status"),
     )
+
+
+class Agency(Base):
+    """A law-enforcement agency of the directory; a merged duplicate points at its survivor."""
+
+    __tablename__ = "agencies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_key: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(2))
+    type: Mapped[str] = mapped_column(String(16))
+    ori: Mapped[str | None] = mapped_column(String(9), unique=True, default=None)
+    merged_into_id: Mapped[int | None] = mapped_column(
+        ForeignKey("agencies.id", ondelete="SET NULL"), default=None
+    )
+    # The secret of the agency's private calendar feed; replaced to revoke it.
+    feed_token: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint(
+            "type IN ('municipal', 'sheriff', 'state', 'tribal', 'campus', 'federal', 'other')",
+            name="type",
+        ),
+        Index("ix_agencies_name_key", "name_key"),
+    )
+
+
+class Hold(Base):
+    """Seats an agency keeps in one pool before naming officers; ``remaining`` are unnamed."""
+
+    __tablename__ = "holds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("training_sessions.id", ondelete="CASCADE"))
+    pool_id: Mapped[int] = mapped_column(ForeignKey("seat_pools.id", ondelete="CASCADE"))
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id", ondelete="CASCADE"))
+    # The registrations' agency_key of the agency, so the cap counts held seats cheaply.
+    agency_key: Mapped[str] = mapped_column(String(200))
+    attendance: Mapped[str] = mapped_column(String(16))
+    seats: Mapped[int] = mapped_column(Integer)
+    remaining: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default=HOLD_ACTIVE)
+    release_at: Mapped[datetime]
+    warned_at: Mapped[datetime | None] = mapped_column(default=None)
+    released_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("seats > 0 AND remaining >= 0 AND remaining <= seats", name="seats"),
+        CheckConstraint("status IN ('active', 'released')", name="status"),
+        Index("ix_holds_session", "session_id", "status"),
+        Index("ix_holds_due", "status", "release_at"),
+        Index("ix_holds_agency", "agency_id"),
+    )
+
+
+class Account(Base):
+    """A person who signs in: an admin (password in ``admin_users``), a coordinator of one or
+    more agencies, or an instructor. Coordinators and instructors sign in by emailed link."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Lower-cased: one account per address, whatever its case.
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    # ``pending``: asked for access and waits for an admin; ``disabled``: may not sign in.
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    admin_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("admin_users.id", ondelete="CASCADE"), unique=True, default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (
+        CheckConstraint("role IN ('admin', 'coordinator', 'instructor')", name="role"),
+        CheckConstraint("status IN ('active', 'pending', 'disabled')", name="status"),
+    )
+
+
+class AccountAgency(Base):
+    """A coordinator's agencies (invariant 10: they see only these)."""
+
+    __tablename__ = "account_agencies"
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    agency_id: Mapped[int] = mapped_column(
+        ForeignKey("agencies.id", ondelete="CASCADE"), primary_key=True
+    )
+
+    __table_args__ = (Index("ix_account_agencies_agency", "agency_id"),)
+
+
+class SignInLink(Base):
+    """An emailed one-time sign-in link: only its hash is kept; 15 minutes, single use."""
+
+    __tablename__ = "sign_in_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (Index("ix_sign_in_links_account", "account_id", "created_at"),)
+
+
+class AccountSession(Base):
+    """A signed-in coordinator or instructor: the cookie names it, the row says it still holds."""
+
+    __tablename__ = "account_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (Index("ix_account_sessions_account", "account_id"),)
 
 
 class AdminUser(Base):

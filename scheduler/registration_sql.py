@@ -36,8 +36,10 @@ from scheduler.errors import DuplicateRegistration
 from scheduler.models import (
     CANCELLED,
     CONFIRMED,
+    HOLD_ACTIVE,
     WAITLISTED,
     Course,
+    Hold,
     Registration,
     SeatPool,
     TrainingSession,
@@ -55,7 +57,7 @@ class RegisterTx(Protocol):
     async def pool_state(
         self, session_id: int, attendance: str, email_key: str, agency_key: str
     ) -> Any | None:
-        """The pool's id, capacity, confirmed, ``taken`` (an active registration of this
+        """The pool's id, capacity, confirmed, held, ``taken`` (an active registration of this
         email in the session, or None), ``waiting`` and ``agency_held``; or None."""
 
     async def take_seat(self, pool_id: int) -> bool:
@@ -97,12 +99,22 @@ _WAITING = (
     .where(Registration.pool_id == SeatPool.id, Registration.status == WAITLISTED)
     .scalar_subquery()
 )
+# The agency's confirmed seats in the session plus the seats its holds keep unnamed: the
+# per-agency cap counts both.
 _AGENCY_HELD = (
     select(func.count())
     .where(
         Registration.session_id == SeatPool.session_id,
         Registration.agency_key == bindparam("agency_key"),
         Registration.status == CONFIRMED,
+    )
+    .scalar_subquery()
+) + (
+    select(func.coalesce(func.sum(Hold.remaining), 0))
+    .where(
+        Hold.session_id == SeatPool.session_id,
+        Hold.agency_key == bindparam("agency_key"),
+        Hold.status == HOLD_ACTIVE,
     )
     .scalar_subquery()
 )
@@ -113,6 +125,7 @@ _POOL_STATE = select(
     SeatPool.id,
     SeatPool.capacity,
     SeatPool.confirmed,
+    SeatPool.held,
     _EMAIL_TAKEN.label("taken"),
     _WAITING.label("waiting"),
     _AGENCY_HELD.label("agency_held"),
@@ -122,7 +135,10 @@ _POOL_STATE = select(
 )
 _TAKE_SEAT = (
     update(SeatPool)
-    .where(SeatPool.id == bindparam("pool_id"), SeatPool.confirmed < SeatPool.capacity)
+    .where(
+        SeatPool.id == bindparam("pool_id"),
+        SeatPool.confirmed + SeatPool.held < SeatPool.capacity,
+    )
     .values(confirmed=SeatPool.confirmed + 1)
     .returning(SeatPool.confirmed)
 )
@@ -182,18 +198,20 @@ SELECT training_sessions.*, courses.slug AS course_slug, courses.title AS course
  WHERE training_sessions.id = $1 FOR UPDATE OF training_sessions
 """
 POOL_STATE_SQL = """
-SELECT p.id, p.capacity, p.confirmed,
+SELECT p.id, p.capacity, p.confirmed, p.held,
        (SELECT r.id FROM registrations r WHERE r.session_id = p.session_id
            AND r.email_key = $3 AND r.status != 'cancelled' LIMIT 1) AS taken,
        (SELECT count(*) FROM registrations r
          WHERE r.pool_id = p.id AND r.status = 'waitlisted') AS waiting,
        (SELECT count(*) FROM registrations r WHERE r.session_id = p.session_id
-           AND r.agency_key = $4 AND r.status = 'confirmed') AS agency_held
+           AND r.agency_key = $4 AND r.status = 'confirmed')
+       + (SELECT coalesce(sum(h.remaining), 0) FROM holds h WHERE h.session_id = p.session_id
+           AND h.agency_key = $4 AND h.status = 'active') AS agency_held
   FROM seat_pools p WHERE p.session_id = $1 AND p.attendance = $2
 """
 TAKE_SEAT_SQL = (
     "UPDATE seat_pools SET confirmed = confirmed + 1 "
-    "WHERE id = $1 AND confirmed < capacity RETURNING confirmed"
+    "WHERE id = $1 AND confirmed + held < capacity RETURNING confirmed"
 )
 DRAW_TICKET_SQL = (
     "UPDATE seat_pools SET waitlist_seq = waitlist_seq + 1 WHERE id = $1 RETURNING waitlist_seq"
@@ -208,6 +226,10 @@ REGISTRATION_COLUMNS = (
     "agency",
     "agency_key",
     "rank",
+    "agency_id",
+    "post_id",
+    "post_state",
+    "hold_id",
     "status",
     "waitlist_seq",
     "token",
@@ -312,7 +334,7 @@ class AsyncpgTx:
                 await self.conn.fetchval(
                     INSERT_REGISTRATION_SQL,
                     *(
-                        to_column(values[column]) if column in _TIMES else values[column]
+                        to_column(values[column]) if column in _TIMES else values.get(column)
                         for column in REGISTRATION_COLUMNS
                     ),
                 )

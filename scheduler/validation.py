@@ -31,6 +31,67 @@ _JOINERS = "\u200c\u200d"
 # Dates outside this range are typing errors, and far ones overflow date arithmetic.
 MIN_YEAR, MAX_YEAR = 2000, 2199
 _MISSING = object()
+# The USPS codes of the states, DC and the territories: the first two characters of an ORI.
+STATES = frozenset(
+    [
+        "AL",
+        "AK",
+        "AZ",
+        "AR",
+        "CA",
+        "CO",
+        "CT",
+        "DE",
+        "DC",
+        "FL",
+        "GA",
+        "HI",
+        "ID",
+        "IL",
+        "IN",
+        "IA",
+        "KS",
+        "KY",
+        "LA",
+        "ME",
+        "MD",
+        "MA",
+        "MI",
+        "MN",
+        "MS",
+        "MO",
+        "MT",
+        "NE",
+        "NV",
+        "NH",
+        "NJ",
+        "NM",
+        "NY",
+        "NC",
+        "ND",
+        "OH",
+        "OK",
+        "OR",
+        "PA",
+        "RI",
+        "SC",
+        "SD",
+        "TN",
+        "TX",
+        "UT",
+        "VT",
+        "VA",
+        "WA",
+        "WV",
+        "WI",
+        "WY",
+        "AS",
+        "GU",
+        "MP",
+        "PR",
+        "VI",
+    ]
+)
 # Slugs that would collide with fixed page addresses such as /admin/courses/new.
 RESERVED_SLUGS = frozenset({"new", "edit", "sessions", "calendar.ics"})
 
@@ -183,6 +244,17 @@ def is_encodable(value: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def state_code(fields: Fields, name: str, *, required: bool = True) -> str | None:
+    value = fields.text(name, max_length=40, required=required)
+    if value is None:
+        return None
+    value = value.upper()
+    if value not in STATES:
+        fields.fail(name, "must be a two-letter US state or territory code, e.g. IL")
+        return None
+    return value
 
 
 def parse_timezone(value: str, fields: Fields, name: str) -> ZoneInfo | None:

@@ -122,15 +122,19 @@ async def check_invariants(url: str) -> None:
     pools = await rows(
         url,
         """
-        SELECT p.id, p.capacity, p.confirmed, p.waitlist_seq, s.max_per_agency,
+        SELECT p.id, p.capacity, p.confirmed, p.held, p.waitlist_seq, s.max_per_agency,
                (SELECT count(*) FROM registrations r
-                 WHERE r.pool_id = p.id AND r.status = 'confirmed') AS counted
+                 WHERE r.pool_id = p.id AND r.status = 'confirmed') AS counted,
+               (SELECT coalesce(sum(h.remaining), 0) FROM holds h
+                 WHERE h.pool_id = p.id AND h.status = 'active') AS holding
           FROM seat_pools p JOIN training_sessions s ON s.id = p.session_id
         """,
     )
     for pool in pools:
-        # Invariant 1, and the counter agrees with the rows it counts.
-        assert pool.counted == pool.confirmed <= pool.capacity, pool
+        # Invariant 1 (held seats count), and the counters agree with the rows they count.
+        assert pool.counted == pool.confirmed, pool
+        assert pool.holding == pool.held, pool
+        assert pool.confirmed + pool.held <= pool.capacity, pool
         tickets = await rows(
             url,
             "SELECT waitlist_seq FROM registrations "
@@ -141,7 +145,7 @@ async def check_invariants(url: str) -> None:
         assert None not in seqs
         assert len(set(seqs)) == len(seqs), "two waitlisted people hold the same ticket"
         assert all(0 < s <= pool.waitlist_seq for s in seqs)
-        if seqs and pool.confirmed < pool.capacity:
+        if seqs and pool.confirmed + pool.held < pool.capacity:
             # Invariant 3: a free seat with people waiting is only allowed when each of them
             # belongs to an agency already at its cap.
             assert pool.max_per_agency is not None, pool
@@ -220,6 +224,7 @@ async def test_200_registrations_for_20_seats(cluster, race_url):
     assert seats["in_person"] == {
         "capacity": 20,
         "confirmed": 20,
+        "held": 0,
         "waitlisted": 180,
         "available": 0,
     }
@@ -354,5 +359,11 @@ async def test_agency_cap_under_a_race_waitlists_that_agency_only(cluster, race_
     )
     assert waiting == list(range(1, 8))
     seats = (await cluster.client.get(cluster.url(f"/api/sessions/{sid}"))).json()["seats"]
-    assert seats["in_person"] == {"capacity": 20, "confirmed": 9, "waitlisted": 7, "available": 11}
+    assert seats["in_person"] == {
+        "capacity": 20,
+        "confirmed": 9,
+        "held": 0,
+        "waitlisted": 7,
+        "available": 11,
+    }
     await check_invariants(race_url)

@@ -192,7 +192,7 @@ async def update_session(
         new_mode = values.get("mode", current.mode)
         for pool in current.pools:
             if pool.attendance not in POOLS_OF_MODE[new_mode] and (
-                pool.confirmed or pool.waitlisted
+                pool.confirmed or pool.waitlisted or pool.held
             ):
                 raise Conflict(
                     f"the {pool.attendance} pool still has registrations",
@@ -200,8 +200,10 @@ async def update_session(
                 )
         for attendance, capacity in parsed.capacities.items():
             existing = current.pool(attendance)
-            if existing is not None and capacity < existing.confirmed:
-                raise CapacityBelowConfirmed(attendance, capacity, existing.confirmed)
+            if existing is not None and capacity < existing.confirmed + existing.held:
+                raise CapacityBelowConfirmed(
+                    attendance, capacity, existing.confirmed, held=existing.held
+                )
 
         before_ids = [i.id for i in current.instructors]
         instructors = parsed.instructors if parsed.instructors is not None else tuple(before_ids)

@@ -38,10 +38,11 @@ class PoolView:
     capacity: int
     confirmed: int
     waitlisted: int
+    held: int = 0
 
     @property
     def available(self) -> int:
-        return max(self.capacity - self.confirmed, 0)
+        return max(self.capacity - self.confirmed - self.held, 0)
 
 
 @dataclass(frozen=True)
@@ -246,14 +247,15 @@ async def load_sessions(
             SeatPool.capacity,
             SeatPool.confirmed,
             func.coalesce(waitlisted.c.waiting, 0),
+            SeatPool.held,
         )
         .outerjoin(waitlisted, waitlisted.c.pool_id == SeatPool.id)
         .where(SeatPool.session_id.in_(ids))
         .order_by(SeatPool.attendance)
     )
-    for session_id, attendance, capacity, confirmed, waiting in pool_rows.all():
+    for session_id, attendance, capacity, confirmed, waiting, held in pool_rows.all():
         pools.setdefault(session_id, []).append(
-            PoolView(attendance, int(capacity), int(confirmed), int(waiting))
+            PoolView(attendance, int(capacity), int(confirmed), int(waiting), int(held))
         )
     meetings = await load_meetings(conn, ids)
     teaching: dict[int, list[InstructorView]] = {}

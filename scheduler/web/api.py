@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from notifications.models import utcnow
-from scheduler import booking, catalog, models, tokens
+from scheduler import agencies, booking, catalog, models, tokens
 from scheduler.calendar import add_to_calendar_links
 from scheduler.catalog import directory
 from scheduler.config import Settings
@@ -149,6 +149,9 @@ async def create_registration(request: Request) -> Response:
     await ratelimit.enforce(request, "register")
     session_id = path_int(request, "session_id")
     person = booking.RegistrationInput.parse(await read_json(request))
+    if person.agency_id is not None:  # the directory's name and key for the agency
+        async with _db(request).read() as conn:
+            person = await agencies.complete(conn, person)
     settings = _settings(request)
     outcome = await booking.register(
         _db(request), session_id, person, reminder_offsets=settings.reminder_offsets
@@ -167,7 +170,13 @@ async def get_registration(request: Request) -> Response:
         session = await catalog.get_session(conn, registration.session_id)
     body = registration_json(outcome, settings)
     body.update(name=registration.name, email=registration.email, agency=registration.agency)
-    body["rank"] = registration.rank
+    body.update(
+        rank=registration.rank,
+        agency_id=registration.agency_id,
+        post_id=registration.post_id,
+        post_state=registration.post_state,
+        post_id_label=agencies.post_id_label(registration.post_state),
+    )
     body["session"] = session_json(session, settings, utcnow())
     body["calendar"] = add_to_calendar_links(outcome, session, settings)
     # Invariant 7: only a confirmed virtual registrant sees where to join.

@@ -160,7 +160,7 @@ async def read_snapshot(db: Database) -> Snapshot:
                 select(
                     SeatPool.session_id,
                     SeatPool.attendance,
-                    SeatPool.capacity - SeatPool.confirmed,
+                    SeatPool.capacity - SeatPool.confirmed - SeatPool.held,
                 )
                 .join(TrainingSession, TrainingSession.id == SeatPool.session_id)
                 .where(TrainingSession.status == "scheduled", TrainingSession.starts_at > now)

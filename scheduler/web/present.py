@@ -88,6 +88,7 @@ def session_json(
             pool.attendance: {
                 "capacity": pool.capacity,
                 "confirmed": pool.confirmed,
+                "held": pool.held,
                 "waitlisted": pool.waitlisted,
                 # A cancelled session offers no seat, whatever its pools still count.
                 "available": pool.available if session.status != "cancelled" else 0,

@@ -14,6 +14,7 @@ async def test_course_and_session_roundtrip(client, admin_headers):
     assert session["seats"]["in_person"] == {
         "capacity": 2,
         "confirmed": 0,
+        "held": 0,
         "waitlisted": 0,
         "available": 2,
     }
@@ -44,7 +45,7 @@ async def test_register_confirm_then_waitlist_then_promote(client, admin_headers
     still = (await client.get(f"/api/registrations/{third.json()['token']}")).json()
     assert (still["status"], still["waitlist_position"]) == ("waitlisted", 1)
     seats = (await client.get(f"/api/sessions/{session['id']}")).json()["seats"]["in_person"]
-    assert seats == {"capacity": 1, "confirmed": 1, "waitlisted": 1, "available": 0}
+    assert seats == {"capacity": 1, "confirmed": 1, "held": 0, "waitlisted": 1, "available": 0}
 
 
 async def test_capacity_raise_promotes_in_order_and_lowering_below_confirmed_is_refused(

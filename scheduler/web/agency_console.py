@@ -1,0 +1,101 @@
+"""The coordinator console at ``/agency``: upcoming sessions with seats and cap left, and the
+agency's registrations with their outcomes (page and CSV). Only the signed-in coordinator's
+agencies are ever read (invariant 10)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import wraps
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from notifications.models import utcnow
+from scheduler import agencies, agency_reads
+from scheduler.web.agency_auth import LOGIN_PATH, Coordinator, current_coordinator
+from scheduler.web.api import csv_safe
+from scheduler.web.auth import check_form
+from scheduler.web.pages import render
+
+Handler = Callable[[Request, Coordinator], Awaitable[Response]]
+
+
+def console_page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """Signed-in coordinators only (others go to the sign-in page); POSTs need CSRF."""
+
+    @wraps(handler)
+    async def wrapper(request: Request) -> Response:
+        coordinator = await current_coordinator(request)
+        if coordinator is None:
+            return RedirectResponse(LOGIN_PATH, 303)
+        refused = await check_form(request)
+        return refused if refused is not None else await handler(request, coordinator)
+
+    return wrapper
+
+
+@console_page
+async def home(request: Request, coordinator: Coordinator) -> Response:
+    now = utcnow()
+    async with request.state.db.read() as conn:
+        mine = [await agencies.get_agency(conn, a) for a in sorted(coordinator.agency_ids)]
+        boards = [(agency, await agency_reads.upcoming(conn, agency.id, now)) for agency in mine]
+    return render(
+        request,
+        "agency/home.html",
+        {"page_title": "Agency console", "coordinator": coordinator, "boards": boards},
+        private=True,
+    )
+
+
+CSV_COLUMNS = (
+    "id",
+    "course",
+    "starts_at",
+    "attendance",
+    "status",
+    "outcome",
+    "name",
+    "email",
+    "rank",
+    "post_id",
+    "post_state",
+    "agency",
+)
+
+
+@console_page
+async def registrations(request: Request, coordinator: Coordinator) -> Response:
+    async with request.state.db.read() as conn:
+        entries = await agency_reads.registrations(conn, sorted(coordinator.agency_ids))
+    if request.query_params.get("format") == "csv":
+        import csv
+        import io
+
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(CSV_COLUMNS)
+        for e in entries:
+            e = {**e, "starts_at": e["starts_at"].isoformat()}
+            writer.writerow([csv_safe(e.get(c)) for c in CSV_COLUMNS])
+        return Response(
+            out.getvalue(),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": 'attachment; filename="agency-registrations.csv"',
+                "Cache-Control": "no-store",
+            },
+        )
+    return render(
+        request,
+        "agency/registrations.html",
+        {"page_title": "Registrations", "coordinator": coordinator, "entries": entries},
+        private=True,
+    )
+
+
+routes = [
+    Route("/agency", home, methods=["GET"]),
+    Route("/agency/registrations", registrations, methods=["GET"]),
+]

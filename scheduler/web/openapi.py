@@ -112,8 +112,14 @@ SCHEMAS: dict[str, Any] = {
     },
     "Pool": {
         "type": "object",
-        "required": ["capacity", "confirmed", "waitlisted", "available"],
-        "properties": {"capacity": _INT, "confirmed": _INT, "waitlisted": _INT, "available": _INT},
+        "required": ["capacity", "confirmed", "held", "waitlisted", "available"],
+        "properties": {
+            "capacity": _INT,
+            "confirmed": _INT,
+            "held": _INT,
+            "waitlisted": _INT,
+            "available": _INT,
+        },
     },
     "Venue": {
         "type": ["object", "null"],
@@ -380,6 +386,10 @@ SCHEMAS: dict[str, Any] = {
                     "email": _STR,
                     "agency": _STR,
                     "rank": _NSTR,
+                    "agency_id": _NINT,
+                    "post_id": _NSTR,
+                    "post_state": _NSTR,
+                    "post_id_label": _STR,
                     "session": _ref("Session"),
                     "join_url": {**_NSTR, "description": "confirmed virtual seats only"},
                 },
@@ -407,6 +417,10 @@ SCHEMAS: dict[str, Any] = {
             "email": _STR,
             "agency": _STR,
             "rank": _NSTR,
+            "agency_id": _NINT,
+            "post_id": _NSTR,
+            "post_state": _NSTR,
+            "hold_id": _NINT,
             "outcome": {"enum": ["attended", "no_show", None]},
             "created_at": _TIME,
             "updated_at": _TIME,
@@ -668,6 +682,57 @@ PATHS: dict[str, Any] = {
         }
     },
 }
+
+
+# Agencies, holds, batches, substitution and moves (#13): described loosely for now (object
+# bodies and answers); the handlers' docstrings in scheduler/web/agency_api.py say the rest.
+_OBJECT = {"type": "object"}
+_AGENCY_ROUTES: tuple[tuple[str, str, str, int], ...] = (
+    ("/api/agencies", "get", "Search the agency directory (?q=)", 200),
+    ("/api/agencies", "post", "Add an agency {name, state, type, ori}", 201),
+    ("/api/agencies/{agency_id}", "get", "One agency", 200),
+    ("/api/agencies/{agency_id}", "patch", "Edit an agency", 200),
+    ("/api/agencies/{agency_id}/merge", "post", "Merge a duplicate into {into}", 200),
+    ("/api/agencies/{agency_id}/coordinators", "post", "Invite a coordinator {name, email}", 201),
+    ("/api/agencies/{agency_id}/coordinators", "get", "An agency's coordinators", 200),
+    ("/api/registrations", "get", "One person's history (?email=)", 200),
+    ("/api/sessions/{session_id}/holds", "post", "Hold seats for an agency", 201),
+    ("/api/holds/{hold_id}", "get", "A hold", 200),
+    ("/api/holds/{hold_id}", "delete", "Release a hold's unnamed seats", 200),
+    ("/api/holds/{hold_id}/registrations", "post", "Name a person into a hold", 201),
+    ("/api/sessions/{session_id}/registrations/batch", "post", "Register a batch", 200),
+    ("/api/registrations/{registration_id}/transfer", "post", "Substitute a person", 201),
+    ("/api/registrations/{registration_id}/move", "post", "Move to another session", 200),
+    ("/api/registrations/{registration_id}/cancel", "post", "Cancel by id", 200),
+)
+
+
+def _agency_paths() -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for path, method, summary, status in _AGENCY_ROUTES:
+        item = paths.setdefault(path, {})
+        names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
+        if names:
+            item["parameters"] = [
+                {"name": n, "in": "path", "required": True, "schema": {"type": "integer"}}
+                for n in names
+            ]
+        operation: dict[str, Any] = {
+            "summary": summary,
+            "responses": {str(status): _json(_OBJECT, "OK"), **_errors(401, 404, 409, 422)},
+        }
+        if method in ("post", "patch"):
+            operation["requestBody"] = {
+                "required": False,
+                "content": {"application/json": {"schema": _OBJECT}},
+            }
+        if not (method == "get" and path.startswith("/api/agencies") and "coord" not in path):
+            operation["security"] = _ADMIN
+        item[method] = operation
+    return paths
+
+
+PATHS.update(_agency_paths())
 
 
 def build_spec(base_url: str) -> dict[str, Any]:

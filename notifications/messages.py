@@ -18,7 +18,7 @@ import re
 import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from email.errors import HeaderParseError
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
@@ -42,6 +42,7 @@ KINDS = (
     "session_changed",
     "session_cancelled",
     "reminder",
+    "lookup",
 )
 
 
@@ -200,6 +201,37 @@ def format_time(instant: datetime) -> str:
     return f"{hour}:{instant:%M} {instant:%p} {instant:%Z}"
 
 
+# What people call the zones sessions are usually held in; others are named by their city.
+ZONE_NAMES = {
+    "America/New_York": "Eastern Time",
+    "America/Detroit": "Eastern Time",
+    "America/Chicago": "Central Time",
+    "America/Denver": "Mountain Time",
+    "America/Boise": "Mountain Time",
+    "America/Phoenix": "Arizona time (Mountain Standard Time all year)",
+    "America/Los_Angeles": "Pacific Time",
+    "America/Anchorage": "Alaska Time",
+    "Pacific/Honolulu": "Hawaii Time",
+    "America/Puerto_Rico": "Atlantic Standard Time (Puerto Rico)",
+    "Pacific/Guam": "Chamorro Time (Guam)",
+    "UTC": "Coordinated Universal Time",
+}
+
+
+def format_zone(instant: datetime) -> str:
+    """The zone of ``instant`` in plain words: ``Central Time (America/Chicago), CST, UTC-06:00``."""
+    key = str(getattr(instant.tzinfo, "key", "") or instant.tzname() or "UTC")
+    plain = ZONE_NAMES.get(key) or f"{key.rsplit('/', 1)[-1].replace('_', ' ')} time"
+    offset = instant.strftime("%z") or "+0000"
+    sign = "+" if offset[0] == "+" else "−"
+    return f"{plain} ({key}), {instant:%Z}, UTC{sign}{offset[1:3]}:{offset[3:5]}"
+
+
+def format_utc(instant: datetime) -> str:
+    """``Tuesday, January 12, 2027, 3:00 PM UTC``: the same instant in UTC."""
+    return format_when(instant.astimezone(UTC))
+
+
 @dataclass
 class Mailer:
     """Renders outbox messages and sends them through ``transport``."""
@@ -223,6 +255,8 @@ class Mailer:
         )
         self._env.filters["when"] = format_when
         self._env.filters["time"] = format_time
+        self._env.filters["zone"] = format_zone
+        self._env.filters["utc"] = format_utc
         self._from = _address(self.mail_from)
         # Replies reach a person only when one is named; no-reply mail carries no Reply-To.
         self._reply_to = _address(self.reply_to) if self.reply_to else None

@@ -14,7 +14,7 @@ from starlette.staticfiles import StaticFiles
 from scheduler.config import Settings
 from scheduler.db import Database
 from scheduler.jobs import Jobs
-from scheduler.web import admin, api, feeds, metrics, openapi, public
+from scheduler.web import admin, api, feeds, finder, lookup, metrics, openapi, public
 from scheduler.web.auth import session_middleware
 from scheduler.web.body_limit import BodyLimitMiddleware
 from scheduler.web.errors import EXCEPTION_HANDLERS
@@ -46,6 +46,8 @@ def create_app(settings: Settings) -> Starlette:
         *metrics.routes,
         *openapi.routes,
         *api.routes,
+        *finder.routes,
+        *lookup.routes,
         *public.routes,
         *admin.routes,
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),

@@ -31,6 +31,7 @@ from scheduler import calendar
 from scheduler.catalog import CourseView, SessionView, list_courses, load_sessions
 from scheduler.config import Settings
 from scheduler.db import Database
+from scheduler.lookup import LOOKUP, active_registrations
 from scheduler.models import CONFIRMED, WAITLISTED, Registration
 
 # Kinds that carry an invite while the seat is confirmed, and the ones that withdraw it.
@@ -68,8 +69,14 @@ class MailContextProvider:
             sessions = {s.id: s for s in await load_sessions(conn, session_ids=list(session_ids))}
             courses = {c.id: c for c in await list_courses(conn)}
             positions = await _positions(conn, registrations.values())
+            lookups = {
+                m.id: await self.lookup_plan(conn, m, now) for m in messages if m.kind == LOOKUP
+            }
         plans: list[MailPlan] = []
         for message in messages:
+            if message.id in lookups:
+                plans.append(lookups[message.id])
+                continue
             registration = registrations.get(message.registration_id or -1)
             if registration is None:
                 plans.append(Skip("the registration no longer exists"))
@@ -90,6 +97,30 @@ class MailContextProvider:
                 )
             )
         return plans
+
+    async def lookup_plan(
+        self, conn: AsyncConnection, message: OutboxMessage, now: datetime
+    ) -> MailPlan:
+        """The "find my registrations" email: every registration still active at send time."""
+        found = await active_registrations(conn, str(message.payload.get("email_key", "")), now)
+        if not found:
+            return Skip("no active registration is left for this address")
+        base = self.settings.base_url
+        listed = []
+        for row in found:
+            zone = ZoneInfo(row.timezone)
+            listed.append(
+                {
+                    "course_title": row.course_title,
+                    "starts": row.starts_at.astimezone(zone),
+                    "ends": row.ends_at.astimezone(zone),
+                    "attendance": row.attendance,
+                    "status": row.status,
+                    "manage_url": f"{base}/registrations/{row.token}",
+                }
+            )
+        name = max(found, key=lambda row: row.created_at).name
+        return MailContent(context={"name": name, "registrations": listed}, to_name=name)
 
     def plan(
         self,

@@ -21,7 +21,7 @@ from scheduler import catalog
 from scheduler.catalog import VENUE_FIELDS, SessionView
 from scheduler.errors import Conflict, Invalid, NotFound
 from scheduler.models import DELIVERY, MODES
-from scheduler.web import admin_roster, admin_tools, auth
+from scheduler.web import admin_roster, admin_search, admin_tools, auth
 from scheduler.web.auth import admin_page
 from scheduler.web.forms import (
     COMMON_ZONES,
@@ -369,4 +369,5 @@ routes = [
     Route("/admin/sessions/{session_id}/cancel", session_cancel, methods=["GET", "POST"]),
     *admin_roster.routes,
     *admin_tools.routes,
+    *admin_search.routes,
 ]

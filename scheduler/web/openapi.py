@@ -158,6 +158,17 @@ SCHEMAS: dict[str, Any] = {
         "required": ["course", "sessions"],
         "properties": {"course": _STR, "sessions": {"type": "array", "items": _ref("Session")}},
     },
+    "SessionPage": {
+        "type": "object",
+        "required": ["sessions", "next_cursor"],
+        "properties": {
+            "sessions": {"type": "array", "items": _ref("Session")},
+            "next_cursor": {
+                "type": ["string", "null"],
+                "description": "Pass as `cursor` for the next page; null on the last page",
+            },
+        },
+    },
     "VenueInput": {
         "type": "object",
         "properties": {
@@ -313,6 +324,16 @@ _SID = {"name": "session_id", "in": "path", "required": True, "schema": {"type":
 _TOKEN = {"name": "token", "in": "path", "required": True, "schema": _STR}
 
 
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
 def _body(name: str) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": _ref(name)}}}
 
@@ -361,6 +382,37 @@ PATHS: dict[str, Any] = {
                 **_errors(401, 404, 413, 422),
             },
         },
+    },
+    "/api/sessions": {
+        "get": {
+            "summary": "Find upcoming sessions across courses, soonest first, a page at a time",
+            "description": "Scheduled sessions that have not ended, ordered by start. Filters "
+            "combine; `from` and `to` are calendar days where the session is held. Unknown "
+            "or malformed filters answer 422.",
+            "parameters": [
+                _query("course", _STR, "A course slug"),
+                _query(
+                    "mode",
+                    _STR,
+                    "One or more of in_person, virtual, hybrid (comma-separated)",
+                ),
+                _query("state", _STR, "Two-letter US state of the venue"),
+                _query("from", {"type": "string", "format": "date"}, "First day, 2027-01-31"),
+                _query("to", {"type": "string", "format": "date"}, "Last day, 2027-02-28"),
+                _query(
+                    "available",
+                    {"type": "string", "enum": ["1", "0", "true", "false"]},
+                    "1: only sessions with a free seat (in the asked mode's pools)",
+                ),
+                _query("cursor", _STR, "The `next_cursor` of the previous page"),
+                _query(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": 100},
+                    "Sessions per page, default 25",
+                ),
+            ],
+            "responses": {"200": _json(_ref("SessionPage"), "One page"), **_errors(422)},
+        }
     },
     "/api/sessions/{session_id}": {
         "parameters": [_SID],

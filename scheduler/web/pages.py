@@ -8,12 +8,13 @@ always on, so a registrant named ``<script>`` is shown as text on every page.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
+from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
@@ -95,6 +96,19 @@ def when(session: Any) -> str:
     return f"{start.strftime('%a %-d %b %Y, %-I:%M %p')} – {tail}"
 
 
+def when_html(session: Any) -> Markup:
+    """:func:`when` inside a span that names the instants and the zone, for ``localtime.js``.
+
+    The text is the session's own time with its zone's abbreviation, so the page reads right
+    without script; the script adds the reader's local time after it when their zone differs.
+    """
+    starts = session.starts_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ends = session.ends_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return Markup(
+        '<span class="when" data-starts="{}" data-ends="{}" data-zone="{}">{}</span>'
+    ).format(starts, ends, session.timezone, escape(when(session)))
+
+
 def datetime_local(instant: datetime | None, zone: str) -> str:
     """The value an ``<input type=datetime-local>`` wants, in the session's own zone."""
     if instant is None:
@@ -119,6 +133,7 @@ def make_templates(directory: Path = TEMPLATE_DIR) -> Jinja2Templates:
     env.filters["datetime_local"] = datetime_local
     env.filters["utc_time"] = utc_time
     env.globals["when"] = when
+    env.globals["when_html"] = when_html
     env.globals["attendance_label"] = lambda a: ATTENDANCE_LABELS.get(a, a)
     env.globals["mode_label"] = lambda m: MODE_LABELS.get(m, m)
     return Jinja2Templates(env=env)

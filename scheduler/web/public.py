@@ -89,7 +89,9 @@ async def _course_page(
 
 
 async def course_page(request: Request) -> Response:
-    return await _course_page(request, request.path_params["slug"])
+    # The finder's "Register" link opens that session's form: ?register=<session id>.
+    opened = parse_id(request.query_params.get("register", ""))
+    return await _course_page(request, request.path_params["slug"], form_session=opened)
 
 
 @protected

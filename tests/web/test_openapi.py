@@ -190,6 +190,8 @@ async def test_real_answers_match_the_spec(client, admin_headers, spec):
     check(await client.post("/api/courses/managing-bias/sessions", json=bad, headers=admin))
     check(await client.get("/api/courses/managing-bias/sessions"))
     check(await client.get(f"/api/sessions/{sid}"))
+    check(await client.get("/api/sessions", params={"mode": "hybrid", "limit": "1"}))
+    check(await client.get("/api/sessions", params={"state": "nowhere"}))  # 422
     check(await client.get("/api/sessions/999999"))
 
     url = f"/api/sessions/{sid}/registrations"

@@ -25,8 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scheduler.catalog import POOLS_OF_MODE, SessionView, get_course, load_sessions
 from scheduler.errors import Invalid, NotFound
+from scheduler.feed_content import US_STATES
 from scheduler.models import CANCELLED, MODES, SeatPool, TrainingSession
-from scheduler.subscriptions import US_STATES
 
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 100

@@ -220,6 +220,8 @@ class LoginSession(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 
     __table_args__ = (Index("ix_login_sessions_user", "kind", "user_id"),)
+
+
 def shown_status(registration_status: str, session_status: str) -> str:
     """A registration's status as every surface shows it (API, pages, roster, feeds, invites).
 

@@ -144,6 +144,8 @@ def test_metrics_token_is_read_and_hidden():
     assert settings.metrics_token == "m" * 20
     assert "m" * 20 not in repr(settings)
     assert Settings.from_env({}, env_file=None).metrics_token is None
+
+
 def test_reply_to_and_admin_timezone(in_tmp):
     assert Settings.from_env({}, env_file=None).reply_to is None
     assert Settings.from_env({}, env_file=None).admin_timezone == "UTC"

@@ -386,7 +386,9 @@ async def _name_locked(
             "confirmation", registration_id, person.email, session, reminder_offsets, now
         ),
     )
-    return RegistrationResult(registration_id, hold.session_id, CONFIRMED, hold.attendance, None, token)
+    return RegistrationResult(
+        registration_id, hold.session_id, CONFIRMED, hold.attendance, None, token
+    )
 
 
 # -- the background jobs' side ---------------------------------------------------------------

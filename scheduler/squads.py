@@ -288,7 +288,9 @@ async def transfer(
                 }
             ]
         await outbox.enqueue_many(conn, rows)
-        return RegistrationResult(new_id, old.session_id, old.status, old.attendance, position, token)
+        return RegistrationResult(
+            new_id, old.session_id, old.status, old.attendance, position, token
+        )
 
 
 async def _withdraw(

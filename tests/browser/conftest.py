@@ -12,11 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from scheduler import accounts
+from scheduler import accounts, tokens
 from scheduler.db import Database
+from tests.browser.axe import Axe
 from tests.web.page_client import ADMIN_EMAIL, ADMIN_PASSWORD
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,6 +89,27 @@ def live(sqlite_url: str, live_server_factory: Any) -> Any:
     return live_server_factory(database_url)
 
 
+@pytest.fixture
+def admin_api(live: Any) -> Iterator[httpx.Client]:
+    """An httpx client on the live server with a fresh admin API token, to build a story's data.
+
+    Take it before ``browser`` in a test's arguments: the token is made with ``asyncio.run``,
+    which cannot run once Playwright's loop is up.
+    """
+    database_url = live.env["SCHEDULER_DATABASE_URL"]
+
+    async def make_token() -> str:
+        db = Database.from_url(database_url)
+        try:
+            return await tokens.create_token(db, "browser tests")
+        finally:
+            await db.dispose()
+
+    headers = {"Authorization": f"Bearer {asyncio.run(make_token())}"}
+    with httpx.Client(base_url=live.url, headers=headers, timeout=10) as client:
+        yield client
+
+
 class PageWatch:
     """Collects what must never happen on a page: CSP violations, script errors, dialogs."""
 
@@ -115,3 +138,31 @@ class PageWatch:
 @pytest.fixture
 def watch() -> PageWatch:
     return PageWatch()
+
+
+@pytest.fixture
+def axe() -> Iterator[Axe]:
+    """The WCAG 2.1 A/AA check (tests/browser/axe.py); prints the rule ids it ran."""
+    checker = Axe()
+    yield checker
+    if checker.pages:
+        print("\n" + checker.report())
+
+
+def fits_at_320(page: Page, shots: Shots, name: str, axe: Axe | None = None) -> None:
+    """Reflow (WCAG 1.4.10): at 320 CSS px wide the page never scrolls sideways.
+
+    Screenshots the narrow page (and runs ``axe`` on it too, when given: a table that scrolls
+    in its box must be reachable by keyboard), then restores the viewport it found.
+    """
+    before = page.viewport_size
+    page.set_viewport_size({"width": 320, "height": 640})
+    try:
+        shots(page, f"{name}-320px")
+        widths = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+        assert widths[0] <= widths[1], f"{name} scrolls sideways at 320 px: {widths}"
+        if axe is not None:
+            axe.check(page, f"{name} at 320 px")
+    finally:
+        if before is not None:
+            page.set_viewport_size(before)

@@ -21,9 +21,10 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from notifications.models import utcnow
+from scheduler import logins
 from scheduler.db import Database
 from scheduler.errors import AlreadyExists, Invalid, NotFound, Unauthorized
-from scheduler.models import Account, AdminUser
+from scheduler.models import Account, AdminUser, LoginSession
 from scheduler.validation import Fields
 
 MIN_PASSWORD = 12
@@ -99,7 +100,9 @@ def _check_password(fields: Fields, name: str, password: str) -> None:
         fields.fail(name, "must be at most 1024 characters")
 
 
-async def set_password(db: Database, email: str, password: str) -> int:
+async def set_password(
+    db: Database, email: str, password: str, *, keep_login: str | None = None
+) -> int:
     """Give the admin ``email`` a new password; returns their id.
 
     The one place a password changes (the command line's ``admin password`` and the admin's
@@ -121,11 +124,26 @@ async def set_password(db: Database, email: str, password: str) -> int:
         ).scalar_one_or_none()
         if admin_id is None:
             raise NotFound("admin", email.strip().lower())
+        # Every other sign-in of this admin ends with the old password (issue 9, point 8).
+        ended = (
+            (LoginSession.kind == "admin")
+            & (LoginSession.user_id == admin_id)
+            & LoginSession.revoked_at.is_(None)
+        )
+        if keep_login is not None:
+            ended = ended & (LoginSession.id_hash != logins.digest(keep_login))
+        await conn.execute(update(LoginSession).where(ended).values(revoked_at=utcnow()))
     return int(admin_id)
 
 
 async def change_own_password(
-    db: Database, email: str, current: str, new: str, repeated: str
+    db: Database,
+    email: str,
+    current: str,
+    new: str,
+    repeated: str,
+    *,
+    keep_login: str | None = None,
 ) -> int:
     """A signed-in admin changes their password, proving the current one first.
 
@@ -143,7 +161,7 @@ async def change_own_password(
     if repeated != new:
         fields.fail("repeat_password", "does not match the new password")
     fields.done()
-    await set_password(db, email, new)
+    await set_password(db, email, new, keep_login=keep_login)
     return admin_id
 
 

@@ -33,7 +33,8 @@ MAX_AGE = timedelta(hours=12)
 SEEN_GRANULARITY = timedelta(minutes=5)
 
 
-def _digest(login_id: str) -> str:
+def digest(login_id: str) -> str:
+    """The stored form of a sign-in id: its SHA-256, never the id itself."""
     return hashlib.sha256(login_id.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -61,7 +62,7 @@ async def start(db: Database, kind: str, user_id: int, *, now: datetime | None =
         )
         await conn.execute(
             insert(LoginSession).values(
-                id_hash=_digest(login_id),
+                id_hash=digest(login_id),
                 kind=kind,
                 user_id=user_id,
                 created_at=now,
@@ -77,7 +78,7 @@ async def check(db: Database, login_id: object, *, now: datetime | None = None) 
     if not isinstance(login_id, str) or not 20 <= len(login_id) <= 100:
         return None
     now = now or utcnow()
-    digest = _digest(login_id)
+    id_hash = digest(login_id)
     user_exists = or_(
         LoginSession.kind != ADMIN,
         # A removed admin's id may be given to a new admin later: that one is not signed in.
@@ -86,7 +87,7 @@ async def check(db: Database, login_id: object, *, now: datetime | None = None) 
         ),
     )
     query = select(LoginSession).where(
-        LoginSession.id_hash == digest,
+        LoginSession.id_hash == id_hash,
         LoginSession.revoked_at.is_(None),
         LoginSession.created_at > now - MAX_AGE,
         user_exists,
@@ -98,7 +99,7 @@ async def check(db: Database, login_id: object, *, now: datetime | None = None) 
     if now - row.last_seen_at >= SEEN_GRANULARITY:
         async with db.write() as conn:
             await conn.execute(
-                update(LoginSession).where(LoginSession.id_hash == digest).values(last_seen_at=now)
+                update(LoginSession).where(LoginSession.id_hash == id_hash).values(last_seen_at=now)
             )
     return SignedIn(row.kind, int(row.user_id), row.created_at)
 
@@ -110,7 +111,7 @@ async def end(db: Database, login_id: object) -> None:
     async with db.write() as conn:
         await conn.execute(
             update(LoginSession)
-            .where(LoginSession.id_hash == _digest(login_id), LoginSession.revoked_at.is_(None))
+            .where(LoginSession.id_hash == digest(login_id), LoginSession.revoked_at.is_(None))
             .values(revoked_at=utcnow())
         )
 

@@ -200,6 +200,9 @@ async def password_page(request: Request) -> Response:
                 str(form.get("current_password", ""))[:1024],
                 str(form.get("new_password", ""))[:2048],
                 str(form.get("repeat_password", ""))[:2048],
+                keep_login=login
+                if isinstance(login := request.session.get("login"), str)
+                else None,
             )
         except Invalid as exc:
             errors, status_code = dict(exc.fields), 422

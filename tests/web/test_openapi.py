@@ -235,6 +235,81 @@ async def test_real_answers_match_the_spec(client, admin_headers, spec):
     raise_seats = {"in_person_capacity": 3, "venue": {"name": "Hall B"}}
     check.request_body("/api/sessions/{session_id}", "patch", raise_seats)
     check(await client.patch(f"/api/sessions/{sid}", json=raise_seats, headers=admin))
+    # Agencies, their coordinators, held seats, batches, substitutions and moves.
+    agency_body = {"name": "Albany Police Department", "state": "NY", "type": "municipal"}
+    check.request_body("/api/agencies", "post", agency_body)
+    agency = check(await client.post("/api/agencies", json=agency_body, headers=admin)).json()
+    duplicate = check(
+        await client.post(
+            "/api/agencies",
+            json={"name": "Albany PD", "state": "NY", "type": "municipal"},
+            headers=admin,
+        )
+    ).json()
+    bad_ori = dict(agency_body, name="Other", ori="IL0010100")
+    check(await client.post("/api/agencies", json=bad_ori, headers=admin))  # 422
+    check(await client.get("/api/agencies", params={"q": "albany"}, headers=admin))
+    check(await client.get(f"/api/agencies/{agency['id']}", headers=admin))
+    check(
+        await client.patch(
+            f"/api/agencies/{agency['id']}", json={"name": "Albany Police Dept."}, headers=admin
+        )
+    )
+    check(
+        await client.post(
+            f"/api/agencies/{duplicate['id']}/merge", json={"into": agency["id"]}, headers=admin
+        )
+    )
+    coordinator = {"name": "Casey Lee", "email": "casey@albany.example.org"}
+    check(
+        await client.post(
+            f"/api/agencies/{agency['id']}/coordinators", json=coordinator, headers=admin
+        )
+    )
+    check(await client.get(f"/api/agencies/{agency['id']}/coordinators", headers=admin))
+    check(
+        await client.get(
+            "/api/registrations", params={"email": "OFFICER2@example.org"}, headers=admin
+        )
+    )
+    hold_body = {"agency_id": agency["id"], "attendance": "in_person", "seats": 2}
+    hold = check(
+        await client.post(f"/api/sessions/{sid}/holds", json=hold_body, headers=admin)
+    ).json()
+    too_many = dict(hold_body, seats=50)
+    check(await client.post(f"/api/sessions/{sid}/holds", json=too_many, headers=admin))  # 409
+    check(await client.get(f"/api/holds/{hold['id']}", headers=admin))
+    named = dict(person(20), agency_id=agency["id"])
+    check(await client.post(f"/api/holds/{hold['id']}/registrations", json=named, headers=admin))
+    check(await client.delete(f"/api/holds/{hold['id']}", headers=admin))
+    batch = {
+        "agency_id": agency["id"],
+        "attendance": "in_person",
+        "people": [{"name": "Officer 21", "email": "officer21@example.org"}],
+    }
+    check(await client.post(f"{url}/batch", json=batch, headers=admin))
+    substitute = dict(person(22), agency_id=agency["id"])
+    swapped = check(
+        await client.post(
+            f"/api/registrations/{wait['id']}/transfer", json=substitute, headers=admin
+        )
+    ).json()
+    other = check(
+        await client.post(
+            "/api/courses/managing-bias/sessions",
+            json=session_body("in_person", in_person=5, virtual=None, days=12),
+            headers=admin,
+        )
+    ).json()
+    check(
+        await client.post(
+            f"/api/registrations/{swapped['id']}/move",
+            json={"session_id": other["id"], "attendance": "in_person"},
+            headers=admin,
+        )
+    )
+    check(await client.post(f"/api/registrations/{online_seat['id']}/cancel", headers=admin))
+
     lower = {"virtual_capacity": 0}
     check(await client.patch(f"/api/sessions/{sid}", json=lower, headers=admin))  # 409
     reason = {"reason": "Instructor ill"}

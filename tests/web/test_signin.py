@@ -209,3 +209,35 @@ async def test_known_and_unknown_emails_cost_one_verify_off_the_event_loop(
     assert await accounts.verify_login(db, ADMIN_EMAIL, ADMIN_PASSWORD) > 0
     assert [name for name, _ in calls] == ["verify"]
     assert calls[0][1] != loop_thread
+
+
+async def test_a_password_change_ends_the_other_sign_ins_but_not_the_one_changing_it(
+    db: Database, database_url: str, live_server_factory: Any
+) -> None:
+    """``scheduler admin password`` ends every sign-in; "change my password" keeps its own."""
+    await make_admin(db)
+    server = live_server_factory(database_url)
+    async with (
+        httpx.AsyncClient(base_url=server.url) as elsewhere,
+        httpx.AsyncClient(base_url=server.url) as here,
+    ):
+        assert (await sign_in(elsewhere)).status_code == 303
+        assert (await sign_in(here)).status_code == 303
+        other = saved_cookie(elsewhere)
+        csrf = csrf_from((await here.get("/admin/password")).text)
+        new_password = ADMIN_PASSWORD + "-renewed"
+        answer = await here.post(
+            "/admin/password",
+            data={
+                "current_password": ADMIN_PASSWORD,
+                "new_password": new_password,
+                "repeat_password": new_password,
+                "csrf_token": csrf,
+            },
+        )
+        assert answer.status_code == 303
+        own = saved_cookie(here)
+    assert not await opens_admin(server.url, other)
+    assert await opens_admin(server.url, own)
+    await accounts.set_password(db, ADMIN_EMAIL, ADMIN_PASSWORD + "-by-the-cli")
+    assert not await opens_admin(server.url, own)

@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,21 +24,6 @@ MESSAGES = int(os.environ.get("BENCH_OUTBOX_MESSAGES", "5000"))
 CONNECTIONS = 4
 TARGET_RATIO = 0.5
 TARGET_RSS_MB = 200.0
-
-_SINK = """
-import asyncio, sys
-from aiosmtpd.controller import Controller
-
-class Sink:
-    async def handle_DATA(self, server, session, envelope):
-        return "250 OK"
-
-controller = Controller(Sink(), hostname="127.0.0.1", port=int(sys.argv[1]))
-controller.start()
-print(sys.argv[1], flush=True)
-sys.stdin.read()
-controller.stop()
-"""
 
 
 def _settings(db_url: str, smtp_url: str, folder: Path) -> Any:
@@ -205,18 +189,14 @@ def _child(db_url: str, smtp_url: str, folder: str) -> None:
     print(json.dumps(asyncio.run(_dispatch(db_url, smtp_url, Path(folder)))))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def run() -> list[dict[str, Any]]:
     root = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory(prefix="bench-outbox-") as tmp:
         folder = Path(tmp)
         sink = subprocess.Popen(
-            [sys.executable, "-c", _SINK, str(_free_port())],
+            # The SMTP sink the tests use, in a process of its own (tests/support/smtp.py).
+            [sys.executable, "-m", "tests.support.smtp"],
+            cwd=root,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

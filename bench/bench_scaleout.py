@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -26,60 +23,23 @@ from typing import Any
 import asyncpg
 import httpx
 
+from tests.support.servers import ServerProcess
+
 REGISTRATIONS = int(os.environ.get("BENCH_SCALEOUT_REGISTRATIONS", "800"))
 SESSIONS = 40
 CONCURRENCY = 32
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Instance:
-    def __init__(self, database_url: str, folder: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = folder / f"instance-{self.port}.log"
-        self.env = {
-            **os.environ,
-            "SCHEDULER_DATABASE_URL": database_url,
-            "SCHEDULER_BASE_URL": self.url,
-            "SCHEDULER_SECRET_KEY": "bench-scaleout-secret-key-0123",
-            "SCHEDULER_MAIL_DIR": str(folder / "mail"),
-            "SCHEDULER_RATE_LIMIT": "0",
-            # Only registrations are measured; the outbox is drained by its own benchmark.
-            "SCHEDULER_RUN_JOBS": "false",
-        }
-        self.folder = folder
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Instance:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "scheduler", "serve", "--port", str(self.port)],
-                cwd=self.folder,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        for _ in range(300):
-            if self.process.poll() is not None:
-                raise RuntimeError(self.log.read_text())
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"instance did not start:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=20)
+def instance(database_url: str, folder: Path) -> ServerProcess:
+    """One ``scheduler serve`` (one worker) against the shared database."""
+    return ServerProcess(
+        database_url,
+        folder,
+        secret_key="bench-scaleout-secret-key-0123",
+        # Only registrations are measured; the outbox is drained by its own benchmark.
+        SCHEDULER_RUN_JOBS="false",
+    )
 
 
 async def _admin(sql: str) -> None:
@@ -145,10 +105,10 @@ async def _measure(instances: int, folder: Path) -> tuple[float, bool]:
     name = f"sched_bench_{uuid.uuid4().hex[:10]}"
     url = f"postgresql+asyncpg://{PG['user']}@{PG['host']}:{PG['port']}/{name}"
     await _admin(f'CREATE DATABASE "{name}"')
-    servers: list[Instance] = []
+    servers: list[ServerProcess] = []
     try:
         _, session_ids = await _seed(url)
-        servers = [Instance(url, folder).start() for _ in range(instances)]
+        servers = [instance(url, folder).start() for _ in range(instances)]
         clients = [httpx.AsyncClient(base_url=s.url, timeout=60) for s in servers]
         queue: asyncio.Queue[int] = asyncio.Queue()
         for n in range(REGISTRATIONS):

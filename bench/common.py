@@ -23,6 +23,9 @@ from typing import Any
 
 import asyncpg
 
+from tests.support.ports import free_port
+from tests.support.servers import ServerProcess, children, cmdline
+
 PG_HOST = os.environ.get("BENCH_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("BENCH_PG_PORT", "5432"))
 PG_USER = os.environ.get("BENCH_PG_USER", "postgres")
@@ -129,101 +132,20 @@ async def throwaway_database() -> AsyncIterator[str]:
 # -- the server ---------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    """``scheduler serve --workers N`` as a subprocess, with its workers' memory in view."""
+class Server(ServerProcess):
+    """``scheduler serve --workers N`` in a temporary folder, with its workers' memory in view."""
 
     def __init__(self, database_url: str, *, workers: int = 2, **env: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.workers = workers
-        self.workdir = Path(tempfile.mkdtemp(prefix="scheduler-bench-"))
-        self.log = self.workdir / "server.log"
-        self.env = {
-            **os.environ,
-            "SCHEDULER_DATABASE_URL": database_url,
-            "SCHEDULER_BASE_URL": self.url,
-            "SCHEDULER_SECRET_KEY": "bench-secret-key-not-for-production",
-            "SCHEDULER_MAIL_DIR": str(self.workdir / "mail"),
+        super().__init__(
+            database_url,
+            Path(tempfile.mkdtemp(prefix="scheduler-bench-")),
+            workers=workers,
+            secret_key="bench-secret-key-not-for-production",
             **env,
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 60) -> Server:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "scheduler", "serve"),
-                    *("--port", str(self.port), "--workers", str(self.workers)),
-                ],
-                cwd=self.workdir,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log.read_text()}")
-            if len(self.worker_pids()) == self.workers and self._healthy():
-                return self
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"server did not come up:\n{self.log.read_text()}")
-
-    def _healthy(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
-                return sock.recv(64).startswith(b"HTTP/1.1 200")
-        except OSError:
-            return False
-
-    def worker_pids(self) -> list[int]:
-        """The uvicorn worker processes: the children of the supervisor that serve requests."""
-        if self.process is None:
-            return []
-        return [pid for pid in children(self.process.pid) if b"spawn_main" in cmdline(pid)]
+        )
 
     def worker_rss_mb(self) -> dict[int, float]:
         return {pid: rss_mb(pid) for pid in self.worker_pids()}
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def __enter__(self) -> Server:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found += [int(p) for p in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return found
-
-
-def cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
 
 
 def rss_mb(pid: int) -> float:

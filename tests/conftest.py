@@ -6,11 +6,6 @@ runs once on SQLite and once on PostgreSQL, with ids ``sqlite`` and ``postgres``
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,9 +18,23 @@ from scheduler.app import create_app
 from scheduler.config import Settings
 from scheduler.db import Database
 from scheduler.tokens import create_token
-from tests.dbs import PostgresFactory, SqliteFactory, require_postgres
+from tests.dbs import BACKENDS, PostgresFactory, SqliteFactory, require_postgres
+from tests.support.ports import free_port
+from tests.support.servers import ServerProcess
+from tests.support.smtp import SmtpSink
+
+__all__ = ["ServerProcess", "SmtpSink", "free_port"]  # still importable from here
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs the PostgreSQL server ``postgres``, however it asks for it:
+    the backend parameter carries the mark itself; here the tests that take a PostgreSQL
+    database directly get it, so ``-m "not postgres"`` runs exactly what needs no server."""
+    for item in items:
+        if "postgres_factory" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +54,7 @@ def postgres_factory() -> Iterator[PostgresFactory]:
     factory.teardown()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -124,153 +133,19 @@ def admin_headers(admin_token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {admin_token}"}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class LiveServer:
-    """A real ``scheduler serve`` process on a free port, for tests that race real clients."""
-
-    def __init__(self, database_url: str, workdir: Path, *, workers: int = 1, **env: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.workdir = workdir
-        self.log = workdir / f"server-{self.port}.log"
-        self.env = {
-            **os.environ,
-            "SCHEDULER_DATABASE_URL": database_url,
-            "SCHEDULER_BASE_URL": self.url,
-            "SCHEDULER_SECRET_KEY": "live-server-secret-key-for-tests",
-            "SCHEDULER_MAIL_DIR": str(workdir / "mail"),
-            "SCHEDULER_RATE_LIMIT": "0",
-            **env,
-        }
-        self.workers = workers
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 30) -> LiveServer:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "scheduler",
-                    "serve",
-                    "--port",
-                    str(self.port),
-                    "--workers",
-                    str(self.workers),
-                ],
-                cwd=self.workdir,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log.read_text()}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"server did not come up:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
 @pytest.fixture
 def live_server_factory(tmp_path: Path) -> Iterator[Any]:
-    servers: list[LiveServer] = []
+    """``start(database_url, workers=1, **env)``: a real ``scheduler serve``, stopped after."""
+    servers: list[ServerProcess] = []
 
-    def start(database_url: str, **kwargs: Any) -> LiveServer:
-        server = LiveServer(database_url, tmp_path / f"srv{len(servers)}", **kwargs).start()
+    def start(database_url: str, **kwargs: Any) -> ServerProcess:
+        server = ServerProcess(database_url, tmp_path / f"srv{len(servers)}", **kwargs).start()
         servers.append(server)
         return server
 
     yield start
     for server in servers:
         server.stop()
-
-
-class SmtpSink:
-    """A real SMTP server (aiosmtpd, in a thread) on a free port that keeps what it receives.
-
-    ``refuse`` maps a recipient address to the reply its RCPT TO gets (e.g. ``"550 5.1.1 no
-    such user"``); ``stop()`` and ``start()`` take the server away and bring it back on the
-    same port.
-    """
-
-    def __init__(self) -> None:
-        import threading
-
-        self.port = free_port()
-        self.url = f"smtp://127.0.0.1:{self.port}"
-        self.received: list[tuple[str, list[str], bytes]] = []
-        self.refuse: dict[str, str] = {}
-        self._lock = threading.Lock()
-        self._controller: Any = None
-
-    # aiosmtpd handler hooks
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, options: Any
-    ) -> str:
-        if address in self.refuse:
-            return self.refuse[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        with self._lock:
-            self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
-        return "250 Message accepted for delivery"
-
-    def start(self) -> SmtpSink:
-        from aiosmtpd.controller import Controller
-
-        # aiosmtpd inspects every attribute of its handler on each connection (evaluating
-        # properties such as ``messages``), so it gets a small handler of its own.
-        self._controller = Controller(_SinkHandler(self), hostname="127.0.0.1", port=self.port)
-        self._controller.start()
-        return self
-
-    def stop(self) -> None:
-        if self._controller is not None:
-            self._controller.stop()
-            self._controller = None
-
-    @property
-    def messages(self) -> list[Any]:
-        """Every received message, parsed by the standard ``email`` package."""
-        import email
-        from email.policy import default
-
-        with self._lock:
-            raw = [content for _, _, content in self.received]
-        return [email.message_from_bytes(content, policy=default) for content in raw]
-
-    def count(self) -> int:
-        with self._lock:
-            return len(self.received)
-
-
-class _SinkHandler:
-    def __init__(self, sink: SmtpSink) -> None:
-        self.handle_RCPT = sink.handle_RCPT
-        self.handle_DATA = sink.handle_DATA
 
 
 @pytest.fixture

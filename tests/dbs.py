@@ -25,6 +25,11 @@ PG_USER = os.environ.get("TEST_PG_USER", "postgres")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+# The backends a test runs on, as ``params`` of a fixture: the PostgreSQL one carries the
+# ``postgres`` mark, so ``-m "not postgres"`` deselects it.
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
 def pg_url(name: str) -> str:
     return f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
 

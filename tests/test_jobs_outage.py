@@ -12,7 +12,7 @@ from notifications.transports import MemoryTransport
 from scheduler.config import Settings
 from scheduler.db import Database
 from scheduler.jobs import Jobs
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 
 async def test_dispatch_during_an_outage_logs_a_line_not_a_traceback(

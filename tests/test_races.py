@@ -19,6 +19,7 @@ from sqlalchemy import text
 
 from scheduler.db import Database
 from scheduler.tokens import create_token
+from tests.dbs import BACKENDS
 from tests.helpers import person, session_body
 
 pytestmark = pytest.mark.slow
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.slow
 RACE_TIMEOUT = 120  # seconds for one whole race, generous for a loaded two-core CI machine
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=BACKENDS)
 def race_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

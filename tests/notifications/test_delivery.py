@@ -11,7 +11,6 @@ from sqlalchemy import select
 from notifications.models import Message
 from scheduler.config import Settings
 from scheduler.db import Database
-from tests.conftest import SmtpSink
 from tests.helpers import make_course, make_session, person
 from tests.notifications.mailbox import (
     by_recipient,
@@ -22,6 +21,7 @@ from tests.notifications.mailbox import (
     smtp_dispatcher,
     text_of,
 )
+from tests.support.smtp import SmtpSink
 
 JOIN = "https://meet.example.org/secret-room-123"
 

@@ -9,9 +9,9 @@ from sqlalchemy import update
 from scheduler.config import Settings
 from scheduler.db import Database
 from scheduler.models import Course, Registration
-from tests.conftest import SmtpSink
 from tests.helpers import make_course, make_session, person
 from tests.notifications.mailbox import smtp_dispatcher, text_of
+from tests.support.smtp import SmtpSink
 
 HOSTILE_NAMES = [
     'Zoë "The Boss" O\'Brien, Jr. <boss@evil.example>',

@@ -19,8 +19,8 @@ from scheduler import cli
 from scheduler.app import create_app
 from scheduler.config import Settings
 from scheduler.db import Database
-from tests.conftest import SmtpSink
 from tests.helpers import make_course, make_session, person
+from tests.support.smtp import SmtpSink
 
 
 async def wait_until(condition: object, what: str, seconds: float = 15.0) -> None:

@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 from notifications.models import Message
 from scheduler import booking, catalog
 from scheduler.db import Database
-from tests.conftest import SmtpSink
 from tests.helpers import session_body
+from tests.support.smtp import SmtpSink
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 OUTBOX_ID = re.compile(r"<outbox-(\d+)\.")

@@ -15,9 +15,9 @@ from sqlalchemy import select
 from notifications.models import Message
 from scheduler.config import Settings
 from scheduler.db import Database
-from tests.conftest import SmtpSink
 from tests.helpers import make_course, make_session, person
 from tests.notifications.mailbox import smtp_dispatcher, text_of
+from tests.support.smtp import SmtpSink
 
 MINUTE = timedelta(minutes=1)
 

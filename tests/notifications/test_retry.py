@@ -15,9 +15,9 @@ from notifications.models import Message
 from notifications.outbox import retry
 from scheduler.config import Settings
 from scheduler.db import Database
-from tests.conftest import SmtpSink
 from tests.helpers import make_course, make_session, person
 from tests.notifications.mailbox import smtp_dispatcher
+from tests.support.smtp import SmtpSink
 
 
 async def confirmations(db: Database) -> list[Any]:

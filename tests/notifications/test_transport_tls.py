@@ -18,7 +18,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from notifications.transports import SmtpTransport, TransientError
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 USER, PASSWORD = "relay-user", "relay-pass-0123"
 

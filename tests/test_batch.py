@@ -10,9 +10,9 @@ from sqlalchemy import insert
 from scheduler.config import Settings
 from scheduler.db import Database
 from scheduler.models import Account, AccountAgency
-from tests.conftest import SmtpSink
 from tests.helpers import make_course, make_session, person
 from tests.notifications.mailbox import by_recipient, invite_of, kinds, smtp_dispatcher, text_of
+from tests.support.smtp import SmtpSink
 from tests.test_agencies import make_agency
 
 

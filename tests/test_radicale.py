@@ -18,8 +18,8 @@ import httpx
 import icalendar
 import pytest
 
-from tests.conftest import free_port
 from tests.helpers import make_course, person, session_body
+from tests.support.ports import free_port
 from tests.test_calendar_meetings import DAYS, emailed_invites, meetings
 from tests.test_double_booking import instructor
 

@@ -17,13 +17,13 @@ import pytest
 
 from scheduler.db import Database
 from scheduler.tokens import create_token
-from tests.conftest import LiveServer
 from tests.helpers import session_body
+from tests.support.servers import ServerProcess
 
 
 @dataclass
 class Site:
-    server: LiveServer
+    server: ServerProcess
     http: httpx.AsyncClient
     admin: dict[str, str]
     session_id: int

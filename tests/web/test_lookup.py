@@ -16,9 +16,9 @@ from sqlalchemy import select
 
 from notifications.models import Message
 from scheduler.app import create_app
-from tests.conftest import SmtpSink
 from tests.helpers import make_course, make_session, person
 from tests.notifications.mailbox import html_of, smtp_dispatcher, text_of
+from tests.support.smtp import SmtpSink
 from tests.web.page_client import csrf_from
 
 MINUTE = datetime.now(UTC).replace(second=5, microsecond=0) + timedelta(minutes=1)

@@ -95,6 +95,7 @@ async def create_session(
             }
         )
     assert parsed.meetings is not None  # a new session's body always has its schedule
+    check_not_past(data, parsed.meetings[0].starts_at, now)
     columns = dict(parsed.columns)
     instructors = parsed.instructors or ()
     async with db.write() as conn:
@@ -186,6 +187,8 @@ async def update_session(
         if current.status == CANCELLED:
             raise Conflict("a cancelled session cannot be changed", {"status": "cancelled"})
         parsed = parse_session(data, current=current, now=None if record_past(data) else now)
+        if parsed.meetings and parsed.meetings[0].starts_at != current.starts_at:
+            check_not_past(data, parsed.meetings[0].starts_at, now)
         columns = dict(parsed.columns)
         await resolve_venue(conn, columns)
         values: dict[str, Any] = {k: v for k, v in columns.items() if getattr(current, k) != v}
@@ -425,3 +428,18 @@ def record_past(data: Any) -> bool:
     past takes an explicit ``record_past: true`` (the form's "record a past session" box).
     """
     return isinstance(data, dict) and data.get("record_past") in (True, "true", "1", "on")
+
+
+def check_not_past(data: Any, starts_at: datetime, now: datetime) -> None:
+    """Refuse a one-meeting body (``starts_at``/``ends_at``) that starts in the past.
+
+    A ``meetings`` body is checked meeting by meeting in ``catalog.parsing``; this covers the
+    plain form. Such a session would vanish from every list the moment it is saved, so it takes
+    ``record_past``. Raises ``Invalid`` naming ``starts_at``.
+    """
+    if record_past(data) or not isinstance(data, dict) or "meetings" in data:
+        return
+    if "starts_at" in data and starts_at <= now:
+        raise Invalid(
+            {"starts_at": "is in the past; to record a session that already took place, say so"}
+        )

@@ -110,6 +110,7 @@ def test_register_cancel_and_sign_in_with_the_keyboard_alone(
     expect(page.get_by_text("Springfield PD", exact=True)).to_be_visible()
     keys.tab_to("Cancel my registration")  # a link to the confirmation page
     keys.press("Enter")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Cancel your registration?")
     keys.tab_to("Yes, cancel my registration")
     keys.press("Space")
     expect(page.get_by_role("status")).to_contain_text("Your registration is cancelled")

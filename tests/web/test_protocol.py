@@ -145,7 +145,7 @@ def _quick_server(port: int) -> Any:
 
 def test_silent_and_stalled_connections_are_closed():
     """Issue 9: idle or stalled sockets were held for ever, until /healthz answered 503."""
-    from tests.conftest import free_port
+    from tests.support.ports import free_port
 
     port = free_port()
     server, thread = _quick_server(port)

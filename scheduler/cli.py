@@ -251,7 +251,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         proxy_headers=True,
         forwarded_allow_ips=settings.trusted_proxies,
         # Against slow or idle clients: drop idle keep-alive connections after 5 s, cap a
-        # request's head at 20 KiB, and refuse (503) beyond 1000 connections per worker.
+        # request's head at 20 KiB and give it 10 s (its body 30 s), and refuse (503) beyond
+        # 1000 connections per worker.
         # httptools parses in C; it has no head cap of its own, hence our subclass.
         http="scheduler.web.protocol:CappedHttpToolsProtocol",
         timeout_keep_alive=5,

@@ -100,3 +100,75 @@ def test_a_large_body_is_not_counted_as_head_and_keep_alive_resets_the_count(
             assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
     finally:
         sock.close()
+
+
+def test_pipelined_requests_count_their_own_heads(sqlite_url: str, live_server_factory):
+    """Issue 9: 201 pipelined 1 KiB requests in one write got a 431, as if one head."""
+    server = live_server_factory(sqlite_url)
+    one = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 1000 + b"\r\n\r\n"
+    sock = connect(server)
+    try:
+        sock.sendall(one * 201)
+        heads = [read_one(sock) for _ in range(201)]
+    finally:
+        sock.close()
+    assert all(head.startswith(b"HTTP/1.1 200 ") for head in heads)
+
+
+def _quick_server(port: int) -> Any:
+    import threading
+
+    import uvicorn
+
+    from scheduler.web.protocol import CappedHttpToolsProtocol
+
+    class Quick(CappedHttpToolsProtocol):
+        HEAD_TIMEOUT = 0.5
+        BODY_TIMEOUT = 0.5
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, http=Quick, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    return server, thread
+
+
+def test_silent_and_stalled_connections_are_closed():
+    """Issue 9: idle or stalled sockets were held for ever, until /healthz answered 503."""
+    from tests.support.ports import free_port
+
+    port = free_port()
+    server, thread = _quick_server(port)
+    try:
+        for opening in (
+            b"",
+            b"GET / HTTP/1.1\r\nHost: x\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc",
+        ):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            try:
+                if opening:
+                    sock.sendall(opening)
+                # The server closes it: recv returns b"" well before the 10 s socket timeout.
+                assert sock.recv(100) == b""
+            finally:
+                sock.close()
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        try:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(100).startswith(b"HTTP/1.1 200 ")
+        finally:
+            sock.close()
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -125,7 +125,8 @@ async def test_history_pages_issue_the_same_queries_whatever_the_history(
     await add_history(db, 2 * PAST_PAGE_SIZE, people=10, mails=20)
     large = await statements_per_page(client)
     assert large == small
-    assert max(large.values()) <= 12
+    # The sign-in check (a row per sign-in, issue 9) is one of them.
+    assert max(large.values()) <= 14
 
 
 async def test_past_sessions_are_paged_newest_first_with_upcoming_on_top(
@@ -172,7 +173,7 @@ async def test_outbox_pages_go_back_through_sent_mail(
     match = re.search(r"before=(\d+)", first)
     assert match and "Sent (205)" in first
     second = (await client.get(f"/admin/outbox?status=sent&before={match.group(1)}")).text
-    rows = re.findall(r"<tr>\s*<td>(\d+)</td>", first) + re.findall(
-        r"<tr>\s*<td>(\d+)</td>", second
+    rows = re.findall(r'href="/admin/outbox/(\d+)"', first) + re.findall(
+        r'href="/admin/outbox/(\d+)"', second
     )
     assert len(rows) == len(set(rows)) == 205

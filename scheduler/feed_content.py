@@ -35,70 +35,13 @@ from scheduler.config import Settings
 from scheduler.db import Database
 from scheduler.errors import Invalid, NotFound
 from scheduler.models import MODES, Course, Meeting, Registration, SeatPool, TrainingSession
+from scheduler.validation import STATES
 
 # Scheduled sessions stay in a feed this long after they end, so coordinators keep some history;
 # cancelled ones leave as soon as they are past.
 KEEP_PAST = timedelta(days=180)
-US_STATES = frozenset(
-    [
-        "AL",
-        "AK",
-        "AZ",
-        "AR",
-        "CA",
-        "CO",
-        "CT",
-        "DE",
-        "DC",
-        "FL",
-        "GA",
-        "HI",
-        "ID",
-        "IL",
-        "IN",
-        "IA",
-        "KS",
-        "KY",
-        "LA",
-        "ME",
-        "MD",
-        "MA",
-        "MI",
-        "MN",
-        "MS",
-        "MO",
-        "MT",
-        "NE",
-        "NV",
-        "NH",
-        "NJ",
-        "NM",
-        "NY",
-        "NC",
-        "ND",
-        "OH",
-        "OK",
-        "OR",
-        "PA",
-        "RI",
-        "SC",
-        "SD",
-        "TN",
-        "TX",
-        "UT",
-        "VT",
-        "VA",
-        "WA",
-        "WV",
-        "WI",
-        "WY",
-        "AS",
-        "GU",
-        "MP",
-        "PR",
-        "VI",
-    ]
-)
+# The feeds' ?state= filter takes the same codes as an agency's state.
+US_STATES = STATES
 
 
 @dataclass(frozen=True)

@@ -130,10 +130,8 @@ async def test_a_sign_in_expires_after_twelve_hours_and_old_rows_are_dropped(
 
 @pytest.mark.parametrize("instances", ["workers", "two-servers"])
 async def test_the_login_lockout_counts_across_workers(
-    database_url: str, live_server_factory: Any, instances: str, backend: str
+    database_url: str, live_server_factory: Any, instances: str
 ) -> None:
-    if backend == "sqlite" and instances == "workers":
-        pytest.skip("one process shape is enough for SQLite; two servers already share it")
     if instances == "workers":
         servers = [live_server_factory(database_url, workers=3)]
     else:

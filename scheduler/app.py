@@ -18,7 +18,11 @@ from scheduler.web import (
     admin,
     agency_api,
     agency_auth,
+    agency_batch,
+    agency_calendar,
     agency_console,
+    agency_holds,
+    agency_people,
     api,
     feeds,
     finder,
@@ -65,13 +69,24 @@ def create_app(settings: Settings) -> Starlette:
         *admin.routes,
         *agency_auth.routes,
         *agency_console.routes,
+        *agency_batch.routes,
+        *agency_holds.routes,
+        *agency_people.routes,
+        *agency_calendar.routes,
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     return Starlette(
         routes=routes,
         middleware=[
             Middleware(RequestMiddleware, metrics=app_metrics),
-            Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+            Middleware(
+                BodyLimitMiddleware,
+                max_bytes=settings.max_body_bytes,
+                uploads=tuple(
+                    (suffix, agency_batch.UPLOAD_MAX_BYTES)
+                    for suffix in agency_batch.UPLOAD_SUFFIXES
+                ),
+            ),
             Middleware(SecurityHeadersMiddleware),
             session_middleware(settings),
         ],

@@ -12,13 +12,46 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from notifications.models import utcnow
-from scheduler import agencies, agency_reads
+from scheduler import agencies, agency_reads, catalog
+from scheduler.catalog import SessionView
+from scheduler.errors import NotFound
 from scheduler.web.agency_auth import LOGIN_PATH, Coordinator, current_coordinator
 from scheduler.web.api import csv_safe
 from scheduler.web.auth import check_form
-from scheduler.web.pages import render
+from scheduler.web.pages import error_page, render
+from scheduler.web.params import parse_id
 
 Handler = Callable[[Request, Coordinator], Awaitable[Response]]
+
+
+def may(coordinator: Coordinator) -> Callable[[int | None], bool]:
+    """The domain's ``may`` check for this coordinator: their own agencies only."""
+    return lambda agency_id: agency_id is not None and agency_id in coordinator.agency_ids
+
+
+def own_agency(coordinator: Coordinator, raw: object) -> int | None:
+    """``raw`` as one of the coordinator's agency ids; their only one when not given."""
+    if raw in (None, "") and len(coordinator.agency_ids) == 1:
+        return next(iter(coordinator.agency_ids))
+    agency_id = parse_id(raw)
+    return agency_id if agency_id in coordinator.agency_ids else None
+
+
+async def path_session(request: Request) -> SessionView | None:
+    """The training session named in the path (``session_id``), or None."""
+    session_id = parse_id(request.path_params["session_id"])
+    if session_id is None:
+        return None
+    async with request.state.db.read() as conn:
+        try:
+            return await catalog.get_session(conn, session_id)
+        except NotFound:
+            return None
+
+
+def not_found(request: Request, what: str) -> Response:
+    """The same 404 page for what does not exist and what belongs to another agency."""
+    return error_page(request, 404, "Not found", f"There is no such {what}.")
 
 
 def console_page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -44,7 +77,12 @@ async def home(request: Request, coordinator: Coordinator) -> Response:
     return render(
         request,
         "agency/home.html",
-        {"page_title": "Agency console", "coordinator": coordinator, "boards": boards},
+        {
+            "page_title": "Agency console",
+            "coordinator": coordinator,
+            "boards": boards,
+            "now": now,
+        },
         private=True,
     )
 
@@ -90,7 +128,12 @@ async def registrations(request: Request, coordinator: Coordinator) -> Response:
     return render(
         request,
         "agency/registrations.html",
-        {"page_title": "Registrations", "coordinator": coordinator, "entries": entries},
+        {
+            "page_title": "Registrations",
+            "coordinator": coordinator,
+            "entries": entries,
+            "now": utcnow(),
+        },
         private=True,
     )
 

@@ -1,7 +1,8 @@
 """A pure ASGI middleware that refuses request bodies over the limit with 413.
 
 It checks ``Content-Length`` first and also counts the bytes of chunked bodies as they arrive,
-so no handler ever holds more than the limit in memory.
+so no handler ever holds more than the limit in memory. Upload forms (a path ending in one of
+``uploads``' suffixes) get their own, larger limit.
 """
 
 from __future__ import annotations
@@ -13,27 +14,36 @@ from scheduler.web.errors import error_response
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, uploads: tuple[tuple[str, int], ...] = ()
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.uploads = uploads
+
+    def limit_for(self, path: str) -> int:
+        for suffix, limit in self.uploads:
+            if path.endswith(suffix):
+                return limit
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit_for(scope.get("path", ""))
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
                     length = int(value)
                 except ValueError:
                     length = -1
-                if length > self.max_bytes or length < 0:
-                    error = PayloadTooLarge(self.max_bytes)
+                if length > limit or length < 0:
+                    error = PayloadTooLarge(limit)
                     response = error_response(413, error.code, error.message, error.fields)
                     await response(scope, receive, send)
                     return
         seen = 0
-        limit = self.max_bytes
 
         async def counting_receive() -> Message:
             nonlocal seen

@@ -62,8 +62,11 @@ def console_page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         coordinator = await current_coordinator(request)
         if coordinator is None:
             return RedirectResponse(LOGIN_PATH, 303)
-        refused = await check_form(request)
-        return refused if refused is not None else await handler(request, coordinator)
+        try:
+            refused = await check_form(request)
+            return refused if refused is not None else await handler(request, coordinator)
+        finally:
+            await request.close()  # an uploaded file's spooled copy goes now
 
     return wrapper
 

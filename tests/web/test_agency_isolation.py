@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from scheduler.agencies import get_agency
 from tests.helpers import make_course, make_session, person
 from tests.test_agencies import make_agency
 from tests.web.agency_client import sign_in_coordinator
@@ -100,3 +101,58 @@ async def test_admin_only_routes_refuse_a_coordinator(client, admin_headers, db)
     ]:
         response = await client.request(method, path, json={"name": "X"}, headers=h)
         assert response.status_code == 401, (method, path)
+
+
+async def test_every_console_form_of_another_agency_answers_404(client, admin_headers, db):
+    """Each console route, GET and POST, tried by A's coordinator on B's hold, registration and
+    agency id: 404, and nothing of B changed."""
+    w = await two_agencies(client, admin_headers)
+    csrf = await sign_in_coordinator(client, db, admin_headers, w["a"]["id"], "a@alpha.example")
+    sid, b, hold_b, reg_b = w["sid"], w["b"]["id"], w["hold_b"]["id"], w["reg_b"]["id"]
+    someone = {"name": "Someone Else", "email": "else@example.org"}
+    as_b = {"csrf_token": csrf, "agency_id": str(b), "attendance": "in_person"}
+    row = {"row_count": "1", "name_0": "Someone Else", "email_0": "else@example.org"}
+    calls: list[tuple[str, str, dict[str, str] | None]] = [
+        ("GET", f"/agency/sessions/{sid}/batch?agency_id={b}", None),
+        ("POST", f"/agency/sessions/{sid}/batch", {**as_b, "action": "preview", **row}),
+        ("POST", f"/agency/sessions/{sid}/batch/register", {**as_b, **row}),
+        ("POST", f"/agency/sessions/{sid}/holds/new", {**as_b, "seats": "1"}),
+        ("GET", f"/agency/holds/{hold_b}/name", None),
+        ("POST", f"/agency/holds/{hold_b}/name", {"csrf_token": csrf, **someone}),
+        ("GET", f"/agency/holds/{hold_b}/release", None),
+        ("POST", f"/agency/holds/{hold_b}/release", {"csrf_token": csrf, "confirm": "yes"}),
+        ("GET", f"/agency/registrations/{reg_b}/substitute", None),
+        (
+            "POST",
+            f"/agency/registrations/{reg_b}/substitute",
+            {"csrf_token": csrf, "step": "confirm", **someone},
+        ),
+        ("GET", f"/agency/registrations/{reg_b}/cancel", None),
+        ("POST", f"/agency/registrations/{reg_b}/cancel", {"csrf_token": csrf, "confirm": "yes"}),
+        ("POST", "/agency/calendar/new-url", {"csrf_token": csrf, "agency_id": str(b)}),
+    ]
+    for method, path, form in calls:
+        response = await client.request(method, path, data=form)
+        assert response.status_code == 404, (method, path, response.status_code)
+    upload = await client.post(
+        f"/agency/sessions/{sid}/batch/upload",
+        data=as_b,
+        files={"file": ("s.csv", b"name,email\nSomeone Else,else@example.org\n", "text/csv")},
+    )
+    assert upload.status_code == 404
+
+    # Nothing of B changed, and B's people and holds are on none of A's pages.
+    got = await client.get(f"/api/holds/{hold_b}", headers=admin_headers)
+    assert got.json()["status"] == "active" and got.json()["remaining"] == 2
+    assert (await client.get(f"/api/registrations/{w['reg_b']['token']}")).json()[
+        "status"
+    ] == "confirmed"
+    roster = await client.get(f"/api/sessions/{sid}/registrations", headers=admin_headers)
+    assert "else@example.org" not in roster.text
+    for page in ("/agency/holds", "/agency/calendar", "/agency/registrations"):
+        shown = await client.get(page)
+        assert shown.status_code == 200
+        assert "Bravo" not in shown.text and "officer2@example.org" not in shown.text
+    async with db.read() as conn:
+        b_token = (await get_agency(conn, b)).feed_token
+    assert b_token not in (await client.get("/agency/calendar")).text

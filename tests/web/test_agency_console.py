@@ -69,7 +69,7 @@ async def count_registrations(db: Database) -> int:
 
 
 async def test_batch_rows_preview_then_one_submit(client, admin_headers, db, settings, smtp_server):
-    agency, session, csrf = await console(client, db, admin_headers)
+    _, session, csrf = await console(client, db, admin_headers)
     sid = session["id"]
     base = f"/agency/sessions/{sid}/batch"
     already = await client.post(f"/api/sessions/{sid}/registrations", json=person(9))
@@ -142,7 +142,7 @@ async def test_batch_rows_preview_then_one_submit(client, admin_headers, db, set
 
 
 async def test_csv_upload_checks_columns_and_size(client, admin_headers, db):
-    agency, session, csrf = await console(client, db, admin_headers)
+    _, session, csrf = await console(client, db, admin_headers)
     url = f"/agency/sessions/{session['id']}/batch/upload"
     form = {"csrf_token": csrf, "attendance": "in_person"}
 
@@ -184,7 +184,7 @@ def settings_limit() -> int:
 
 
 async def test_holds_from_the_console(client, admin_headers, db, settings):
-    agency, session, csrf = await console(client, db, admin_headers)
+    _, session, csrf = await console(client, db, admin_headers)
     sid = session["id"]
     url = f"/agency/sessions/{sid}/holds/new"
     assert (await client.get(url)).status_code == 200
@@ -204,10 +204,9 @@ async def test_holds_from_the_console(client, admin_headers, db, settings):
     assert made.status_code == 303 and made.headers["location"] == "/agency/holds"
     listed = await client.get("/agency/holds")
     assert "Holding 3 seats" in listed.text and "Name an officer" in listed.text
-    hold_id = (await client.get(f"/api/sessions/{sid}")).json()
-    assert hold_id["seats"]["in_person"]["held"] == 3
-    holds = await admin_holds(db)
-    hid = holds[0]
+    seats = (await client.get(f"/api/sessions/{sid}")).json()["seats"]["in_person"]
+    assert seats["held"] == 3
+    [hid] = await hold_ids(db)
 
     name_url = f"/agency/holds/{hid}/name"
     bad = await client.post(name_url, data={"csrf_token": csrf, "name": "Ann", "email": "nope"})
@@ -232,7 +231,7 @@ async def test_holds_from_the_console(client, admin_headers, db, settings):
     assert refused.status_code == 403
 
 
-async def admin_holds(db: Database) -> list[int]:
+async def hold_ids(db: Database) -> list[int]:
     from scheduler.models import Hold
 
     async with db.read() as conn:

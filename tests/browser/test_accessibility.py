@@ -213,3 +213,29 @@ def test_the_axe_check_fails_on_a_violation_and_names_it(browser: Browser, axe):
     assert "html-has-lang" in str(failed.value)
     assert "label (critical)" in str(failed.value)
     assert "color-contrast (serious)" in str(failed.value)
+
+
+def test_every_console_page_meets_wcag_21_aa_and_reflows_at_320px(
+    admin_api, live, browser: Browser, axe, shots, watch
+):
+    """The coordinator console's story (tests/browser/test_console.py), axe on each page."""
+    from tests.browser.test_console import drive_console, link_from, seed_console, wait_for
+
+    seed_console(admin_api)
+    folder = Path(live.workdir) / "mail"
+
+    def read_link() -> str:
+        def find() -> str | None:
+            messages = [
+                email.message_from_bytes(p.read_bytes(), policy=default)
+                for p in sorted(folder.glob("*.eml"))
+            ]
+            return link_from(messages)
+
+        return wait_for(find, "sign-in link")
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = watch.attach(context.new_page())
+    drive_console(page, live.url, read_link, lambda p, name: visit(p, "", name, axe, shots))
+    assert [p for p in watch.problems if not re.search(r"status of 409", p)] == []
+    assert len(axe.pages) == 2 * 19  # 19 console pages, each wide and at 320 px

@@ -82,10 +82,7 @@ def create_app(settings: Settings) -> Starlette:
             Middleware(
                 BodyLimitMiddleware,
                 max_bytes=settings.max_body_bytes,
-                uploads=tuple(
-                    (suffix, agency_batch.UPLOAD_MAX_BYTES)
-                    for suffix in agency_batch.UPLOAD_SUFFIXES
-                ),
+                uploads=((agency_batch.UPLOAD_PATHS, agency_batch.UPLOAD_MAX_BYTES),),
             ),
             Middleware(SecurityHeadersMiddleware),
             session_middleware(settings),

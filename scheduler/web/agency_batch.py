@@ -12,6 +12,7 @@ Nothing here validates a row itself: the preview and the batch use the domain's 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.datastructures import FormData, UploadFile
@@ -32,7 +33,7 @@ BASE = "/agency/sessions/{session_id}/batch"
 START_ROWS = 5
 ADD_ROWS = 5
 # The rows travel in form fields and the CSV as a file: these posts may be larger than others.
-UPLOAD_SUFFIXES = ("/batch", "/batch/upload", "/batch/register")
+UPLOAD_PATHS = re.compile(r"/agency/sessions/[0-9]{1,10}/batch(/upload|/register)?")
 UPLOAD_MAX_BYTES = squad_sheet.MAX_CSV_BYTES + 64 * 1024
 
 

@@ -1,11 +1,13 @@
 """A pure ASGI middleware that refuses request bodies over the limit with 413.
 
 It checks ``Content-Length`` first and also counts the bytes of chunked bodies as they arrive,
-so no handler ever holds more than the limit in memory. Upload forms (a path ending in one of
-``uploads``' suffixes) get their own, larger limit.
+so no handler ever holds more than the limit in memory. Upload forms (a path that one of
+``uploads``' patterns matches in full) get their own, larger limit.
 """
 
 from __future__ import annotations
+
+import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -15,15 +17,15 @@ from scheduler.web.errors import error_response
 
 class BodyLimitMiddleware:
     def __init__(
-        self, app: ASGIApp, max_bytes: int, uploads: tuple[tuple[str, int], ...] = ()
+        self, app: ASGIApp, max_bytes: int, uploads: tuple[tuple[re.Pattern[str], int], ...] = ()
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.uploads = uploads
 
     def limit_for(self, path: str) -> int:
-        for suffix, limit in self.uploads:
-            if path.endswith(suffix):
+        for pattern, limit in self.uploads:
+            if pattern.fullmatch(path):
                 return limit
         return self.max_bytes
 

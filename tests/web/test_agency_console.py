@@ -160,6 +160,13 @@ async def test_csv_upload_checks_columns_and_size(client, admin_headers, db):
     assert refused.status_code == 422
     assert "has 10000 officers; at most 200 fit in one batch" in refused.text
     assert await count_registrations(db) == 0
+    # Only the console's upload posts get the larger limit; the API keeps its own.
+    api = await client.post(
+        f"/api/sessions/{session['id']}/registrations/batch",
+        content=huge.encode(),
+        headers={**admin_headers, "content-type": "application/json"},
+    )
+    assert api.status_code == 413
 
     missing = await client.post(url, data=form)
     assert missing.status_code == 422 and "Choose a CSV file" in missing.text

@@ -62,6 +62,8 @@ async def new_hold(request: Request, coordinator: Coordinator) -> Response:
     }
     if request.method == "GET":
         values = {"agency_id": request.query_params.get("agency_id", "")}
+        if values["agency_id"] and own_agency(coordinator, values["agency_id"]) is None:
+            return not_found(request, "agency")
         if len(session.pools) == 1:
             values["attendance"] = session.pools[0].attendance
         return render(request, "agency/hold_form.html", {**context, "values": values}, private=True)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.routing import Route
+
 from scheduler.agencies import get_agency
+from scheduler.app import create_app
 from tests.helpers import make_course, make_session, person
 from tests.test_agencies import make_agency
 from tests.web.agency_client import sign_in_coordinator
@@ -103,7 +106,9 @@ async def test_admin_only_routes_refuse_a_coordinator(client, admin_headers, db)
         assert response.status_code == 401, (method, path)
 
 
-async def test_every_console_form_of_another_agency_answers_404(client, admin_headers, db):
+async def test_every_console_form_of_another_agency_answers_404(
+    settings, client, admin_headers, db
+):
     """Each console route, GET and POST, tried by A's coordinator on B's hold, registration and
     agency id: 404, and nothing of B changed."""
     w = await two_agencies(client, admin_headers)
@@ -112,26 +117,33 @@ async def test_every_console_form_of_another_agency_answers_404(client, admin_he
     someone = {"name": "Someone Else", "email": "else@example.org"}
     as_b = {"csrf_token": csrf, "agency_id": str(b), "attendance": "in_person"}
     row = {"row_count": "1", "name_0": "Someone Else", "email_0": "else@example.org"}
+    ids = {"session_id": sid, "hold_id": hold_b, "registration_id": reg_b, "b": b}
     calls: list[tuple[str, str, dict[str, str] | None]] = [
-        ("GET", f"/agency/sessions/{sid}/batch?agency_id={b}", None),
-        ("POST", f"/agency/sessions/{sid}/batch", {**as_b, "action": "preview", **row}),
-        ("POST", f"/agency/sessions/{sid}/batch/register", {**as_b, **row}),
-        ("POST", f"/agency/sessions/{sid}/holds/new", {**as_b, "seats": "1"}),
-        ("GET", f"/agency/holds/{hold_b}/name", None),
-        ("POST", f"/agency/holds/{hold_b}/name", {"csrf_token": csrf, **someone}),
-        ("GET", f"/agency/holds/{hold_b}/release", None),
-        ("POST", f"/agency/holds/{hold_b}/release", {"csrf_token": csrf, "confirm": "yes"}),
-        ("GET", f"/agency/registrations/{reg_b}/substitute", None),
+        ("GET", "/agency/sessions/{session_id}/batch?agency_id={b}", None),
+        ("POST", "/agency/sessions/{session_id}/batch", {**as_b, "action": "preview", **row}),
+        ("POST", "/agency/sessions/{session_id}/batch/register", {**as_b, **row}),
+        ("GET", "/agency/sessions/{session_id}/holds/new?agency_id={b}", None),
+        ("POST", "/agency/sessions/{session_id}/holds/new", {**as_b, "seats": "1"}),
+        ("GET", "/agency/holds/{hold_id}/name", None),
+        ("POST", "/agency/holds/{hold_id}/name", {"csrf_token": csrf, **someone}),
+        ("GET", "/agency/holds/{hold_id}/release", None),
+        ("POST", "/agency/holds/{hold_id}/release", {"csrf_token": csrf, "confirm": "yes"}),
+        ("GET", "/agency/registrations/{registration_id}/substitute", None),
         (
             "POST",
-            f"/agency/registrations/{reg_b}/substitute",
+            "/agency/registrations/{registration_id}/substitute",
             {"csrf_token": csrf, "step": "confirm", **someone},
         ),
-        ("GET", f"/agency/registrations/{reg_b}/cancel", None),
-        ("POST", f"/agency/registrations/{reg_b}/cancel", {"csrf_token": csrf, "confirm": "yes"}),
+        ("GET", "/agency/registrations/{registration_id}/cancel", None),
+        (
+            "POST",
+            "/agency/registrations/{registration_id}/cancel",
+            {"csrf_token": csrf, "confirm": "yes"},
+        ),
         ("POST", "/agency/calendar/new-url", {"csrf_token": csrf, "agency_id": str(b)}),
     ]
-    for method, path, form in calls:
+    for method, template, form in calls:
+        path = template.format(**ids)
         response = await client.request(method, path, data=form)
         assert response.status_code == 404, (method, path, response.status_code)
     upload = await client.post(
@@ -140,6 +152,21 @@ async def test_every_console_form_of_another_agency_answers_404(client, admin_he
         files={"file": ("s.csv", b"name,email\nSomeone Else,else@example.org\n", "text/csv")},
     )
     assert upload.status_code == 404
+    # Every console route that acts on something is in the list above (or is the upload).
+    tried = {(m, t.split("?")[0]) for m, t, _ in calls} | {
+        ("POST", "/agency/sessions/{session_id}/batch/upload")
+    }
+    own_pages = {"/agency", "/agency/registrations", "/agency/holds", "/agency/calendar"}
+    console_routes = {
+        (method, route.path)
+        for route in create_app(settings).routes
+        if isinstance(route, Route)
+        and route.path.startswith("/agency/")
+        and not route.path.startswith(("/agency/login", "/agency/logout", "/agency/request-access"))
+        for method in (route.methods or ())
+        if method != "HEAD" and route.path not in own_pages
+    }
+    assert console_routes - tried == set()
 
     # Nothing of B changed, and B's people and holds are on none of A's pages.
     got = await client.get(f"/api/holds/{hold_b}", headers=admin_headers)

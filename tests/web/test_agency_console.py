@@ -291,3 +291,36 @@ async def test_substitute_and_cancel_after_confirmation(
     cancelled = await client.post(cancel_url, data={"csrf_token": csrf, "confirm": "yes"})
     assert cancelled.status_code == 303
     assert (await client.get(f"/api/registrations/{zed.token}")).json()["status"] == "cancelled"
+
+
+async def test_console_forms_keep_each_attribute_separate(client, admin_headers, db):
+    from tests.web.test_form_markup import check_page
+
+    agency, session, csrf = await console(client, db, admin_headers)
+    sid = session["id"]
+    made = await client.post(
+        f"/api/sessions/{sid}/registrations", json={**person(1), "agency_id": agency["id"]}
+    )
+    hold = await client.post(
+        f"/api/sessions/{sid}/holds",
+        json={"agency_id": agency["id"], "attendance": "in_person", "seats": 1},
+        headers=admin_headers,
+    )
+    reg, hid = made.json()["id"], hold.json()["id"]
+    for url in [
+        f"/agency/sessions/{sid}/batch",
+        f"/agency/sessions/{sid}/holds/new",
+        f"/agency/holds/{hid}/name",
+        f"/agency/holds/{hid}/release",
+        f"/agency/registrations/{reg}/substitute",
+        f"/agency/registrations/{reg}/cancel",
+        "/agency/calendar",
+    ]:
+        page = await client.get(url)
+        assert page.status_code == 200, url
+        check_page(url, page.text)
+    refused = await client.post(
+        f"/agency/sessions/{sid}/holds/new", data={"csrf_token": csrf, "seats": "x"}
+    )
+    assert refused.status_code == 422
+    check_page("refused hold form", refused.text)

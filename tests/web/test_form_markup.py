@@ -47,6 +47,8 @@ KNOWN = {
     "download",
     "disabled",
     "minlength",
+    "accept",
+    "enctype",
 }
 
 

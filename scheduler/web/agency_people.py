@@ -53,7 +53,7 @@ async def _context(request: Request, coordinator: Coordinator, registration: Any
 @console_page
 async def substitute(request: Request, coordinator: Coordinator) -> Response:
     """GET: who takes the seat. POST ``step=check``: the confirmation page; ``step=confirm``:
-    pass the seat on."""
+    pass the seat on; ``step=edit``: the form again as typed."""
     registration = await _registration(request, coordinator)
     if registration is None:
         return not_found(request, "registration")
@@ -67,6 +67,10 @@ async def substitute(request: Request, coordinator: Coordinator) -> Response:
     values = text_values(form, PERSON_FIELDS)
     body = {k: (v or None) for k, v in values.items()}
     body["agency_id"] = registration.agency_id
+    if form.get("step") == "edit":  # back from the confirmation page, with what was typed
+        return render(
+            request, "agency/substitute.html", {**context, "values": values}, private=True
+        )
     try:
         RegistrationInput.parse(body, attendance=registration.attendance)
         if form.get("step") != "confirm":

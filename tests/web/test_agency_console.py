@@ -272,6 +272,8 @@ async def test_substitute_and_cancel_after_confirmation(
     check = await client.post(url, data={"csrf_token": csrf, "step": "check", **new})
     assert check.status_code == 200 and "Pass Officer 1's seat to Zed Zane?" in check.text
     assert (await client.get(f"/api/registrations/{reg['token']}")).json()["status"] == "confirmed"
+    back = await client.post(url, data=form_fields(check.text, url, index=1))
+    assert back.status_code == 200 and 'value="zed@alpha.example"' in back.text
     done = await client.post(url, data=form_fields(check.text, url))
     assert done.status_code == 303
     assert (await client.get(f"/api/registrations/{reg['token']}")).json()["status"] == "cancelled"

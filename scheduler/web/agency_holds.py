@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from scheduler import agencies, catalog, holds
+from scheduler import agencies, agency_reads, catalog, holds
 from scheduler.errors import Conflict, Gone, Invalid, NotFound
 from scheduler.web.agency_auth import Coordinator
 from scheduler.web.agency_console import (
@@ -108,6 +108,10 @@ async def hold_list(request: Request, coordinator: Coordinator) -> Response:
             )
         }
         names = {a: (await agencies.get_agency(conn, a)).name for a in coordinator.agency_ids}
+        named: dict[int, list[str]] = {}
+        for entry in await agency_reads.registrations(conn, sorted(coordinator.agency_ids)):
+            if entry["hold_id"] is not None and entry["status"] != "cancelled":
+                named.setdefault(entry["hold_id"], []).append(entry["name"])
     return render(
         request,
         "agency/holds.html",
@@ -115,6 +119,7 @@ async def hold_list(request: Request, coordinator: Coordinator) -> Response:
             "page_title": "Held seats",
             "coordinator": coordinator,
             "entries": [(h, sessions[h.session_id], names.get(h.agency_id, "")) for h in found],
+            "named": named,
         },
         private=True,
     )

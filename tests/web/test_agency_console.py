@@ -225,6 +225,7 @@ async def test_holds_from_the_console(client, admin_headers, db, settings):
     seats = (await client.get(f"/api/sessions/{sid}")).json()["seats"]["in_person"]
     assert (seats["confirmed"], seats["held"]) == (1, 2)
 
+    assert "1: Ann Able" in (await client.get("/agency/holds")).text
     confirm = await client.get(f"/agency/holds/{hid}/release")
     assert confirm.status_code == 200 and "Yes, release 2 seats" in confirm.text
     released = await client.post(

@@ -261,3 +261,34 @@ async def test_instructor_and_venue_directory_pages(client, db):
     assert (await client.get("/admin/venues/999")).status_code == 404
     assert (await client.get("/admin/instructors/nope")).status_code == 404
     assert csrf_from((await client.get("/admin/venues/new")).text)
+
+
+async def test_hostile_rows_are_refused_by_field_and_nothing_is_written(client, db):
+    csrf, dana, _, venue = await setup(client, db)
+    made = await post_form(client, NEW, two_days(), csrf)
+    other_id = int(made.headers["location"].rsplit("/", 1)[1])
+    async with db.read() as conn:
+        foreign = (await catalog.get_session(conn, other_id)).schedule[0].id
+    cases = [
+        ({"meeting_rows": "99999999"}, "meeting-0-starts_at-error"),  # rows beyond 61 ignored
+        ({"timezone": "Mars/Olympus"}, "timezone-error"),
+        ({"instructors": ["abc"]}, "instructors-error"),
+        ({"instructors": ["999"]}, "instructors-error"),
+        ({"venue_id": "abc"}, "venue_id-error"),
+        ({"venue_id": "999"}, "venue_id-error"),
+        ({"meeting-1-id": str(foreign)}, "meeting-1-starts_at-error"),
+        (
+            {"meeting-1-starts_at": "2031-03-04T16:00", "meeting-1-ends_at": "2031-03-04T18:00"},
+            "meeting-1-starts_at-error",  # overlaps day 1
+        ),
+        ({"meeting-0-starts_at": "tomorrow-ish"}, "meeting-0-starts_at-error"),
+    ]
+    for change, error_id in cases:
+        form = two_days(**change)
+        if change.get("meeting_rows") == "99999999":
+            form = two_days(**{"meeting_rows": "99999999", "meeting-0-starts_at": ""})
+        refused = await post_form(client, NEW, form, csrf)
+        assert refused.status_code == 422, (change, refused.status_code)
+        assert f'id="{error_id}"' in refused.text, change
+    async with db.read() as conn:
+        assert [s.id for s in await catalog.load_sessions(conn)] == [other_id]

@@ -134,6 +134,8 @@ def test_meetings_are_edited_with_javascript(
 def test_meetings_are_edited_without_javascript(
     admin_api, directory, browser: Browser, live, shots, watch
 ):
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, java_script_enabled=False)
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, java_script_enabled=False
+    )
     page = watch.attach(context.new_page())
     schedule_and_edit(page, live.url, admin_api, directory, shots, scripted=False)

@@ -264,7 +264,7 @@ async def test_instructor_and_venue_directory_pages(client, db):
 
 
 async def test_hostile_rows_are_refused_by_field_and_nothing_is_written(client, db):
-    csrf, dana, _, venue = await setup(client, db)
+    csrf, *_ = await setup(client, db)
     made = await post_form(client, NEW, two_days(), csrf)
     other_id = int(made.headers["location"].rsplit("/", 1)[1])
     async with db.read() as conn:

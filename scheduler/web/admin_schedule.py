@@ -6,7 +6,9 @@ moved day keeps its calendar UID), ``meeting-N-starts_at``, ``meeting-N-ends_at`
 "Add another day" is a submit button (``action=add_day``) that re-renders the form with one
 more empty row and everything typed; ``static/meetings.js`` adds the row in place instead. A
 new row left empty is skipped when saving, a row marked "remove" is left out (and that meeting
-cancelled in every calendar).
+cancelled in every calendar). Without the script, Enter in a field also "adds a day" (the
+first submit button is the default): harmless, as the empty row is skipped; the script makes
+the button a plain one, so Enter saves.
 
 The domain validates (``catalog.parse_session``) and names meeting errors by their place in the
 list it was given (``meetings[1].ends_at``); removed and empty rows are not in that list, so

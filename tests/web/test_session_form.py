@@ -292,3 +292,16 @@ async def test_hostile_rows_are_refused_by_field_and_nothing_is_written(client, 
         assert f'id="{error_id}"' in refused.text, change
     async with db.read() as conn:
         assert [s.id for s in await catalog.load_sessions(conn)] == [other_id]
+
+
+async def test_directory_names_are_escaped_on_the_session_form(client, db):
+    csrf, *_ = await setup(client, db)
+    hostile = '"><img src=x onerror=alert(1)>'
+    for url, body in (
+        ("/admin/instructors/new", {"name": hostile, "email": "x@example.org"}),
+        ("/admin/venues/new", {"name": hostile, "room": hostile}),
+    ):
+        assert (await post_form(client, url, body, csrf)).status_code == 303
+    for url in (NEW, "/admin/instructors", "/admin/venues"):
+        page = (await client.get(url)).text
+        assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page, url

@@ -198,6 +198,29 @@ async def create_venue(db: Database, data: Any) -> Place:
         return _place(row)
 
 
+async def get_venue(conn: AsyncConnection, venue_id: int) -> Place:
+    row = (await conn.execute(select(Venue).where(Venue.id == venue_id))).first()
+    if row is None:
+        raise NotFound("venue", venue_id)
+    return _place(row)
+
+
+async def update_venue(db: Database, venue_id: int, data: Any) -> Place:
+    """Change a directory venue; raises ``NotFound`` or ``Invalid``.
+
+    Sessions copy a venue's fields when it is chosen, and their registrants were told that
+    address: an edit here is for the sessions scheduled from now on. Moving an existing session
+    is an edit of that session, which tells its registrants.
+    """
+    values = parse_venue(data)
+    async with db.write() as conn:
+        await get_venue(conn, venue_id)
+        await conn.execute(
+            update(Venue).where(Venue.id == venue_id).values(**values, updated_at=utcnow())
+        )
+        return await get_venue(conn, venue_id)
+
+
 async def list_venues(conn: AsyncConnection) -> list[Place]:
     rows = await conn.execute(select(Venue).order_by(Venue.name, Venue.room, Venue.id))
     return [_place(row) for row in rows.all()]
@@ -209,8 +232,10 @@ __all__ = [
     "create_instructor",
     "create_venue",
     "get_instructor",
+    "get_venue",
     "instructor_by_feed_token",
     "list_instructors",
     "list_venues",
     "update_instructor",
+    "update_venue",
 ]

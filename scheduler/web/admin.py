@@ -1,5 +1,8 @@
 """Admin pages: the dashboard, courses and sessions (create, edit, reschedule, cancel).
 
+The session form itself (meetings, instructors, venue) is ``admin_schedule``; the instructor
+and venue directories are ``admin_directory``.
+
 Every handler is wrapped in ``admin_page``: anonymous visitors are sent to the login page and
 every POST must carry the session's CSRF token. Validation is the domain's (``catalog``); a
 refused form comes back with what was typed and each field's error next to it. The roster, the
@@ -18,22 +21,19 @@ from starlette.routing import Route
 
 from notifications.models import Message, MessageStatus, utcnow
 from scheduler import catalog
-from scheduler.catalog import VENUE_FIELDS, SessionView
+from scheduler.catalog import SessionView
 from scheduler.errors import Conflict, Invalid, NotFound
-from scheduler.models import DELIVERY, MODES
-from scheduler.web import admin_roster, admin_search, admin_tools, auth
+from scheduler.models import DELIVERY
+from scheduler.web import admin_directory, admin_roster, admin_search, admin_tools, auth
+from scheduler.web.admin_schedule import session_edit, session_new
 from scheduler.web.auth import admin_page
 from scheduler.web.forms import (
-    COMMON_ZONES,
-    all_zones,
     course_body,
     field_errors,
-    session_body,
 )
-from scheduler.web.pages import datetime_local, error_page, flash, render
+from scheduler.web.pages import error_page, flash, render
 from scheduler.web.params import db_of as _db
 from scheduler.web.params import parse_id
-from scheduler.web.params import settings_of as _settings
 
 
 def path_id(request: Request, name: str) -> int | None:
@@ -210,83 +210,6 @@ async def course_edit(request: Request) -> Response:
 # -- sessions --------------------------------------------------------------------------------
 
 
-def session_values(session: SessionView) -> dict[str, str]:
-    """A session as the form shows it: wall-clock times in its own zone."""
-    zone = session.timezone
-    values = {
-        "starts_at": datetime_local(session.starts_at, zone),
-        "ends_at": datetime_local(session.ends_at, zone),
-        "timezone": zone,
-        "mode": session.mode,
-        "join_url": session.join_url or "",
-        "platform": session.platform or "",
-        "max_per_agency": str(session.max_per_agency or ""),
-        "registration_closes_at": datetime_local(session.registration_closes_at, zone),
-    }
-    for attendance in ("in_person", "virtual"):
-        pool = session.pool(attendance)
-        values[f"{attendance}_capacity"] = str(pool.capacity) if pool else ""
-    for key in VENUE_FIELDS:
-        values[f"venue_{key}"] = getattr(session, f"venue_{key}") or ""
-    return values
-
-
-def _session_form(
-    request: Request,
-    *,
-    course: catalog.CourseView,
-    values: dict[str, str],
-    errors: dict[str, str] | None = None,
-    session: SessionView | None = None,
-    status_code: int = 200,
-) -> Response:
-    title = f"Edit session of {course.title}" if session else f"New session of {course.title}"
-    return render(
-        request,
-        "admin/session_form.html",
-        {
-            "page_title": title,
-            "course": course,
-            "session": session,
-            "values": values,
-            "errors": errors or {},
-            "modes": MODES,
-            "common_zones": COMMON_ZONES,
-            "all_zones": all_zones(),
-        },
-        status_code=status_code,
-        private=True,
-    )
-
-
-@admin_page
-async def session_new(request: Request) -> Response:
-    slug = request.path_params["slug"]
-    async with _db(request).read() as conn:
-        try:
-            course = await catalog.get_course(conn, slug)
-        except NotFound:
-            return not_found(request, "course")
-    if request.method == "GET":
-        defaults = {"timezone": "America/Chicago", "mode": "in_person"}
-        return _session_form(request, course=course, values=defaults)
-    body, values = session_body(await request.form())
-    try:
-        session = await catalog.create_session(
-            _db(request), slug, body, travel_buffer=_settings(request).travel_buffer
-        )
-    except (Invalid, Conflict) as exc:
-        return _session_form(
-            request,
-            course=course,
-            values=values,
-            errors=field_errors(exc.fields),
-            status_code=exc.status_code,
-        )
-    flash(request, "Session scheduled.")
-    return RedirectResponse(f"/admin/sessions/{session.id}", 303)
-
-
 async def _load_session(request: Request) -> tuple[SessionView, catalog.CourseView] | None:
     session_id = path_id(request, "session_id")
     if session_id is None:
@@ -298,40 +221,6 @@ async def _load_session(request: Request) -> tuple[SessionView, catalog.CourseVi
             return None
         course = await catalog.get_course(conn, session.course_slug)
     return session, course
-
-
-@admin_page
-async def session_edit(request: Request) -> Response:
-    found = await _load_session(request)
-    if found is None:
-        return not_found(request, "session")
-    session, course = found
-    if session.status == "cancelled":
-        return error_page(request, 409, "Cancelled", "A cancelled session cannot be changed.")
-    if request.method == "GET":
-        return _session_form(
-            request, course=course, values=session_values(session), session=session
-        )
-    body, values = session_body(await request.form())
-    try:
-        await catalog.update_session(
-            _db(request),
-            session.id,
-            body,
-            reminder_offsets=_settings(request).reminder_offsets,
-            travel_buffer=_settings(request).travel_buffer,
-        )
-    except (Invalid, Conflict) as exc:
-        return _session_form(
-            request,
-            course=course,
-            values=values,
-            errors=field_errors(exc.fields) or {"form": exc.message},
-            session=session,
-            status_code=exc.status_code,
-        )
-    flash(request, "Session saved. Everyone affected will be told by email.")
-    return RedirectResponse(f"/admin/sessions/{session.id}", 303)
 
 
 @admin_page
@@ -370,6 +259,7 @@ routes = [
     Route("/admin/courses/{slug}/sessions/new", session_new, methods=["GET", "POST"]),
     Route("/admin/sessions/{session_id}/edit", session_edit, methods=["GET", "POST"]),
     Route("/admin/sessions/{session_id}/cancel", session_cancel, methods=["GET", "POST"]),
+    *admin_directory.routes,
     *admin_roster.routes,
     *admin_tools.routes,
     *admin_search.routes,

@@ -64,6 +64,33 @@ def seeded(admin_api) -> dict[str, object]:
             "join_url": "https://meet.example.org/other",
         },
     )
+    person = api.post(
+        "/api/instructors",
+        json={
+            "name": "Dana Reyes",
+            "email": "dana@example.org",
+            "credentials": "POST",
+            "public": True,
+        },
+    ).json()
+    place = api.post(
+        "/api/venues", json={"name": "Academy", "room": "Room 101", "city": "Peoria"}
+    ).json()
+    two_days = api.post(
+        "/api/courses/managing-bias/sessions",
+        json={
+            "meetings": [
+                {"starts_at": "2031-05-05T09:00", "ends_at": "2031-05-05T17:00"},
+                {"starts_at": "2031-05-06T09:00", "ends_at": "2031-05-06T17:00"},
+            ],
+            "timezone": "America/Chicago",
+            "mode": "in_person",
+            "in_person_capacity": 10,
+            "venue_id": place["id"],
+            "instructors": [person["id"]],
+        },
+    )
+    assert two_days.status_code == 201, two_days.text
     regs = []
     for n, attendance in [(1, "in_person"), (2, "in_person"), (3, "virtual")]:
         body = {
@@ -75,7 +102,13 @@ def seeded(admin_api) -> dict[str, object]:
         reg = api.post(f"/api/sessions/{hybrid['id']}/registrations", json=body)
         assert reg.status_code == 201, reg.text
         regs.append(reg.json())
-    return {"session_id": hybrid["id"], "tokens": [r["token"] for r in regs]}
+    return {
+        "session_id": hybrid["id"],
+        "tokens": [r["token"] for r in regs],
+        "two_days": two_days.json()["id"],
+        "instructor": person["id"],
+        "venue": place["id"],
+    }
 
 
 def visit(page: Page, url: str, name: str, axe, shots) -> None:
@@ -159,12 +192,43 @@ def test_every_page_meets_wcag_21_aa_and_reflows_at_320px(
         ("/admin/registrations", "admin-search"),
         ("/admin/registrations?q=springfield", "admin-search-results"),
         ("/admin/registrations?q=x", "admin-search-error"),
+        ("/admin/instructors", "admin-instructors"),
+        ("/admin/instructors/new", "admin-instructor-new"),
+        (f"/admin/instructors/{seeded['instructor']}", "admin-instructor-edit"),
+        ("/admin/venues", "admin-venues"),
+        ("/admin/venues/new", "admin-venue-new"),
+        (f"/admin/venues/{seeded['venue']}", "admin-venue-edit"),
+        (f"/admin/sessions/{seeded['two_days']}/edit", "admin-session-two-days"),
     ]:
         visit(page, url + path, name, axe, shots)
     page.goto(url + "/admin/courses/managing-bias/sessions/new")
     page.get_by_role("button", name="Schedule session").click()
     expect(page.get_by_role("alert")).to_be_visible()
     visit(page, "", "admin-session-errors", axe, shots)
+    # A two-day session: a day added in place, then a day that ends before it starts.
+    page.goto(url + f"/admin/sessions/{seeded['two_days']}/edit")
+    page.get_by_role("button", name="Add another day").click()
+    page.get_by_label("Day 3 starts").fill("2031-05-07T09:00")
+    page.get_by_label("Day 3 ends").fill("2031-05-07T08:00")
+    visit(page, "", "admin-session-added-day", axe, shots)
+    page.get_by_role("button", name="Save session").click()
+    expect(page.locator("#meeting-2-ends_at-error")).to_be_visible()
+    visit(page, "", "admin-session-meeting-errors", axe, shots)
+    # The same instructor and room at an overlapping time: field errors beside both.
+    page.goto(url + "/admin/courses/managing-bias/sessions/new")
+    page.get_by_label("Day 1 starts").fill("2031-05-06T10:00")
+    page.get_by_label("Day 1 ends").fill("2031-05-06T12:00")
+    page.get_by_label("In-person seats").fill("4")
+    page.get_by_label("Place from the directory").select_option(str(seeded["venue"]))
+    page.get_by_label("Dana Reyes").check()
+    page.get_by_role("button", name="Schedule session").click()
+    expect(page.locator("#instructors-error")).to_be_visible()
+    expect(page.locator("#venue_id-error")).to_be_visible()
+    visit(page, "", "admin-session-conflict", axe, shots)
+    page.goto(url + "/admin/instructors/new")
+    page.get_by_role("button", name="Add instructor").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    visit(page, "", "admin-instructor-errors", axe, shots)
 
     # One rendered HTML email: the confirmation the live server wrote to its mail folder.
     html = confirmation_html(Path(live.workdir) / "mail")
@@ -174,9 +238,9 @@ def test_every_page_meets_wcag_21_aa_and_reflows_at_320px(
 
     # The error page, the refused forms and the wrong password answer 404, 422 and 401 on
     # purpose; Chromium logs each.
-    expected = re.compile(r"Failed to load resource: .* status of (401|404|422)")
+    expected = re.compile(r"Failed to load resource: .* status of (401|404|409|422)")
     assert [p for p in watch.problems if not expected.search(p)] == []
-    assert len(axe.pages) == 72  # 36 pages, each wide and at 320 px
+    assert len(axe.pages) == 94  # 47 pages, each wide and at 320 px
     assert {
         "color-contrast",
         "label",

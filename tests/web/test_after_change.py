@@ -272,8 +272,8 @@ async def test_a_past_start_or_close_time_needs_saying_so(client, db):
     past = session_form(starts="2020-03-04T09:00", ends="2020-03-04T13:00")
     refused = await post_form(client, url, past, csrf)
     assert refused.status_code == 422
-    assert re.search(r'id="starts_at-error">is in the past', refused.text)
-    assert input_value(refused.text, "starts_at") == "2020-03-04T09:00"
+    assert re.search(r'id="meeting-0-starts_at-error">is in the past', refused.text)
+    assert input_value(refused.text, "meeting-0-starts_at") == "2020-03-04T09:00"
 
     recorded = await post_form(client, url, {**past, "record_past": "on"}, csrf)
     assert recorded.status_code == 303

@@ -103,7 +103,7 @@ async def test_forms_keep_what_was_typed_and_show_each_error_next_to_its_field(c
     form = {**session_form(), "venue_name": "", "ends_at": "2031-03-04T08:00", "timezone": "UTC"}
     bad_session = await post_form(client, "/admin/courses/managing-bias/sessions/new", form, csrf)
     assert bad_session.status_code == 422
-    assert 'id="ends_at-error"' in bad_session.text
+    assert 'id="meeting-0-ends_at-error"' in bad_session.text
     assert 'value="2031-03-04T08:00"' in bad_session.text
     assert '<option value="UTC" selected>' in bad_session.text
     no_venue = await post_form(

@@ -34,6 +34,8 @@ PATH_VALUES = {
     "registration_id": "1",
     "message_id": "1",
     "token_id": "1",
+    "instructor_id": "1",
+    "venue_id": "1",
 }
 
 

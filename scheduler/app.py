@@ -16,6 +16,7 @@ from scheduler.db import Database
 from scheduler.jobs import Jobs
 from scheduler.web import (
     admin,
+    admin_agency_import,
     agency_api,
     agency_auth,
     agency_console,
@@ -71,7 +72,11 @@ def create_app(settings: Settings) -> Starlette:
         routes=routes,
         middleware=[
             Middleware(RequestMiddleware, metrics=app_metrics),
-            Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+            Middleware(
+                BodyLimitMiddleware,
+                max_bytes=settings.max_body_bytes,
+                larger={admin_agency_import.UPLOAD_PATH: admin_agency_import.UPLOAD_MAX_BODY},
+            ),
             Middleware(SecurityHeadersMiddleware),
             session_middleware(settings),
         ],

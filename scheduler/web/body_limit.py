@@ -13,27 +13,30 @@ from scheduler.web.errors import error_response
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    """``max_bytes`` for every request, except the paths ``larger`` names (an upload form)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = larger or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope.get("path", ""), self.max_bytes)
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
                     length = int(value)
                 except ValueError:
                     length = -1
-                if length > self.max_bytes or length < 0:
-                    error = PayloadTooLarge(self.max_bytes)
+                if length > limit or length < 0:
+                    error = PayloadTooLarge(limit)
                     response = error_response(413, error.code, error.message, error.fields)
                     await response(scope, receive, send)
                     return
         seen = 0
-        limit = self.max_bytes
 
         async def counting_receive() -> Message:
             nonlocal seen

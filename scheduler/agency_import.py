@@ -143,9 +143,10 @@ async def check_csv(
     seen_names: dict[tuple[str, str], int] = {}
     for line, raw in enumerate(rows, start=2):
         errors: dict[str, str] = {}
-        body = {k: raw[k] for k in COLUMNS if raw[k] or k != "ori"}
-        if not raw["ori"]:
-            body.pop("ori", None)
+        # Spreadsheets capitalise: the type is matched in any case, the ORI may be empty.
+        body = {"name": raw["name"], "state": raw["state"], "type": raw["type"].lower()}
+        if raw["ori"]:
+            body["ori"] = raw["ori"]
         if raw.get("_extra"):
             errors["file"] = "has more than four columns"
         try:

@@ -55,8 +55,12 @@ async def upload(request: Request) -> Response:
     form = await request.form()
     file = form.get("file")
     if not isinstance(file, UploadFile) or not file.filename:
+        await form.close()
         return _upload_form(request, errors={"file": "choose a CSV file"}, status_code=422)
-    content = await file.read(agency_import.MAX_BYTES + 1)
+    try:
+        content = await file.read(agency_import.MAX_BYTES + 1)
+    finally:
+        await form.close()  # the upload's spooled temporary file
     try:
         made = await agency_import.check_csv(_db(request), file.filename, content)
     except Invalid as exc:

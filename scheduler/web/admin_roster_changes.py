@@ -130,7 +130,9 @@ async def add_registrant(request: Request) -> Response:
             errors["agency"] = "choose an agency from the directory, or type its name"
         return await _add_form(request, session, values=values, errors=errors, status_code=422)
     except (Conflict, Gone) as exc:
-        errors = field_errors(exc.fields) if exc.fields else {"form": exc.message}
+        # The field says where; the sentence at the top says what ("… already has an
+        # active registration for this session").
+        errors = {**field_errors(exc.fields), "form": f"Not added: {exc.message}."}
         return await _add_form(
             request, session, values=values, errors=errors, status_code=exc.status_code
         )
@@ -173,9 +175,7 @@ async def move_registrant(request: Request) -> Response:
                 reminder_offsets=_settings(request).reminder_offsets,
             )
         except (Invalid, Conflict, Gone) as exc:
-            errors = field_errors(exc.fields) if exc.fields else {"form": exc.message}
-            if exc.fields and not set(errors) & {"session_id", "attendance"}:
-                errors["form"] = exc.message
+            errors = {**field_errors(exc.fields), "form": f"Not moved: {exc.message}."}
             status_code = exc.status_code
         except NotFound:
             errors, status_code = {"session_id": "choose one of the sessions listed"}, 422

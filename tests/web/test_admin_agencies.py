@@ -117,9 +117,10 @@ async def test_merge_asks_first_and_says_what_moves(client, db, admin_headers):
         ids = set((await conn.scalars(select(Registration.agency_id))).all())
         survivor = (await conn.execute(select(Agency).where(Agency.id == keep["id"]))).one()
     assert ids == {keep["id"]} and survivor.ori == "IL0160000"
-    assert "Merged “Springfeld PD” into “Springfield Police Department”" in (
-        await client.get(done.headers["location"])
-    ).text
+    assert (
+        "Merged “Springfeld PD” into “Springfield Police Department”"
+        in (await client.get(done.headers["location"])).text
+    )
     listing = (await client.get("/admin/agencies")).text
     assert "Springfeld PD" not in listing
     gone = await client.get(f"/admin/agencies/{dup['id']}")

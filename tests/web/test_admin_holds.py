@@ -9,7 +9,9 @@ from sqlalchemy import select
 from notifications.models import Message
 from scheduler.models import Hold, Registration
 from tests.helpers import make_course, make_session, person
+from tests.notifications.mailbox import by_recipient, invite_of, kinds, text_of
 from tests.test_agencies import make_agency
+from tests.test_batch import deliver
 from tests.web.agency_client import invite
 from tests.web.page_client import post_form, sign_in
 
@@ -18,7 +20,7 @@ async def seats(client, session_id: int) -> dict[str, int]:
     return dict((await client.get(f"/api/sessions/{session_id}")).json()["seats"]["in_person"])
 
 
-async def kinds(db, recipient: str) -> list[str]:
+async def sent_kinds(db, recipient: str) -> list[str]:
     async with db.read() as conn:
         rows = await conn.scalars(
             select(Message.kind).where(Message.recipient == recipient).order_by(Message.id)
@@ -71,7 +73,7 @@ async def test_holds_listed_by_session_and_agency_and_released_by_hand(client, d
         "waitlisted": 0,
         "available": 0,
     }
-    assert "promoted" in await kinds(db, "officer1@example.org")
+    assert "promoted" in await sent_kinds(db, "officer1@example.org")
     assert "0 holds" in (await client.get(back)).text
     assert "1 hold" in (await client.get(back + "&show=all")).text
     twice = await post_form(
@@ -83,7 +85,7 @@ async def test_holds_listed_by_session_and_agency_and_released_by_hand(client, d
 
 
 async def test_cancelling_a_session_ends_its_holds_and_tells_the_coordinator(
-    client, db, admin_headers
+    client, db, admin_headers, settings, smtp_server
 ):
     csrf = await sign_in(client, db)
     agency, session, hold = await held_session(client, admin_headers, capacity=5, seats_held=3)
@@ -106,6 +108,11 @@ async def test_cancelling_a_session_ends_its_holds_and_tells_the_coordinator(
     assert payload["seats"] == 3 and payload["reason"] == "Instructor ill"
     in_person = (await client.get(f"/api/sessions/{sid}")).json()["seats"]["in_person"]
     assert in_person["held"] == 0
+    mailbox = by_recipient(await deliver(db, settings, smtp_server))
+    assert kinds(mailbox["casey@pd.example.org"]) == ["coordinator_invitation", "hold_released"]
+    told = text_of(mailbox["casey@pd.example.org"][1])
+    assert "is cancelled, so the 3 unnamed seats Springfield Police Department held" in told
+    assert "Reason: Instructor ill" in told
 
 
 async def test_a_capacity_cut_below_confirmed_plus_held_is_refused(client, db, admin_headers):
@@ -193,7 +200,7 @@ async def test_an_admin_adds_a_registrant_by_hand(client, db, admin_headers):
         "PID-1234",
         "IL",
     )
-    mail = await kinds(db, "robin@so.example.org")
+    mail = await sent_kinds(db, "robin@so.example.org")
     assert mail[0] == "confirmation" and set(mail[1:]) == {"reminder"}  # the usual emails
     again = await post_form(
         client,
@@ -223,7 +230,9 @@ async def test_an_admin_adds_a_registrant_by_hand(client, db, admin_headers):
     assert (await client.get("/admin/sessions/999999/add")).status_code == 404
 
 
-async def test_an_admin_moves_a_registrant_to_another_session(client, db, admin_headers):
+async def test_an_admin_moves_a_registrant_to_another_session(
+    client, db, admin_headers, settings, smtp_server
+):
     csrf = await sign_in(client, db)
     await make_course(client, admin_headers)
     first = await make_session(client, admin_headers, in_person=1, days=10)
@@ -268,9 +277,17 @@ async def test_an_admin_moves_a_registrant_to_another_session(client, db, admin_
     assert rows[(first["id"], "officer1@example.org")] == "cancelled"
     assert rows[(second["id"], "officer1@example.org")] == "confirmed"
     assert rows[(first["id"], "officer2@example.org")] == "confirmed"  # promoted in order
-    mail = await kinds(db, "officer1@example.org")
-    assert mail.count("registration_moved") == 1 and "registration_cancelled" not in mail
-    assert "promoted" in await kinds(db, "officer2@example.org")
+    await deliver(db, settings, smtp_server)  # (nothing of the move is sent before this)
+    mailbox = by_recipient(smtp_server.messages)
+    moved_mail = [
+        m for m in mailbox["officer1@example.org"] if m["X-Outbox-Kind"] != "confirmation"
+    ]
+    assert kinds(moved_mail) == ["registration_moved"]  # one email about the move
+    invite = invite_of(moved_mail[0])
+    assert invite is not None and str(invite["METHOD"]) == "REQUEST"
+    cancels = [p for p in moved_mail[0].iter_attachments() if p.get_filename() == "cancel.ics"]
+    assert len(cancels) == 1 and b"METHOD:CANCEL" in cancels[0].get_content()
+    assert "promoted" in kinds(mailbox["officer2@example.org"])
     assert waiting["status"] == "waitlisted"
     gone = await post_form(
         client, url, {"session_id": str(second["id"]), "attendance": "in_person"}, csrf

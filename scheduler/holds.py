@@ -439,6 +439,37 @@ async def release_for_cancelled_session(
     return [hold.id for hold in active]
 
 
+async def follow_reschedule(
+    conn: AsyncConnection,
+    session_id: int,
+    old_start: datetime,
+    new_start: datetime,
+    now: datetime | None = None,
+) -> list[int]:
+    """With a session locked while its start moves: each active hold's release time moves by
+    as much, so the agency keeps the same lead time, never after the new start; one that would
+    fall in the past goes halfway to the new start instead (as a new hold's default does). A
+    hold whose release moved later may be warned again. Returns the holds changed."""
+    now = now or utcnow()
+    delta = new_start - old_start
+    active = (
+        await conn.execute(
+            select(Hold.id, Hold.release_at, Hold.warned_at).where(
+                Hold.session_id == session_id, Hold.status == HOLD_ACTIVE
+            )
+        )
+    ).all()
+    for hold in active:
+        release_at = min(hold.release_at + delta, new_start)
+        if release_at <= now < new_start:
+            release_at = now + (new_start - now) / 2
+        values: dict[str, Any] = {"release_at": release_at}
+        if release_at > hold.release_at:
+            values["warned_at"] = None
+        await conn.execute(update(Hold).where(Hold.id == hold.id).values(**values))
+    return [hold.id for hold in active]
+
+
 @dataclass(frozen=True)
 class HoldRow:
     """A hold as the admin's list shows it: with its agency, course and session start."""

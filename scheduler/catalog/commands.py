@@ -278,6 +278,8 @@ async def update_session(
             staying = [i for i in instructors if i not in assigned]
             await tell_instructors(conn, fresh, staying, "instructor_changed", payload)
             if fresh.starts_at != current.starts_at:
+                # Held seats keep their lead time before the new start (release, warning).
+                await holds.follow_reschedule(conn, session_id, current.starts_at, fresh.starts_at)
                 confirmed = (
                     await conn.execute(
                         select(Registration.id, Registration.email).where(

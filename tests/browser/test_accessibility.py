@@ -373,9 +373,9 @@ def test_the_agency_admin_pages_meet_wcag_21_aa_and_reflow_at_320px(
     expect(page.get_by_role("alert")).to_be_visible()
     visit(page, "", "admin-import-errors", axe, shots)
     content = (
-        "name,state,type,ori\nSangamon County Sheriff,IL,sheriff,IL0840000\n"
-        "Bad ORI PD,IL,municipal,WI0130000\nPosse,IL,posse,\n"
-    ).encode()
+        b"name,state,type,ori\nSangamon County Sheriff,IL,sheriff,IL0840000\n"
+        b"Bad ORI PD,IL,municipal,WI0130000\nPosse,IL,posse,\n"
+    )
     page.set_input_files(
         "#file", files=[{"name": "agencies.csv", "mimeType": "text/csv", "buffer": content}]
     )

@@ -4,16 +4,18 @@ a capacity cut below confirmed + held refused; and the roster's add-by-hand and 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from sqlalchemy import select
 
-from notifications.models import Message
+from notifications.models import Message, utcnow
 from scheduler.models import Hold, Registration
 from tests.helpers import make_course, make_session, person
 from tests.notifications.mailbox import by_recipient, invite_of, kinds, text_of
 from tests.test_agencies import make_agency
 from tests.test_batch import deliver
 from tests.web.agency_client import invite
-from tests.web.page_client import post_form, sign_in
+from tests.web.page_client import post_form, session_form, sign_in
 
 
 async def seats(client, session_id: int) -> dict[str, int]:
@@ -122,8 +124,6 @@ async def test_a_capacity_cut_below_confirmed_plus_held_is_refused(client, db, a
     await client.post(f"/api/sessions/{sid}/registrations", json=person(1))
     edit = await client.get(f"/admin/sessions/{sid}/edit")
     assert edit.status_code == 200
-    from tests.web.page_client import session_form
-
     form = session_form("in_person", in_person="3")
     # Keep the session's own time: only the capacity changes.
     api = (await client.get(f"/api/sessions/{sid}")).json()
@@ -294,3 +294,39 @@ async def test_an_admin_moves_a_registrant_to_another_session(
     )
     assert gone.status_code == 409 and "This registration is cancelled" in gone.text
     assert (await client.get("/admin/registrations/999999/move")).status_code == 404
+
+
+async def test_rescheduling_moves_a_holds_release_with_the_start(client, db, admin_headers):
+    csrf = await sign_in(client, db)
+    _, session, hold = await held_session(client, admin_headers, capacity=5, seats_held=2)
+    sid = session["id"]
+    before = datetime.fromisoformat(hold["release_at"])
+    api = (await client.get(f"/api/sessions/{sid}")).json()
+    start = datetime.fromisoformat(api["starts_at"])
+    later = (start + timedelta(days=14)).replace(tzinfo=None)
+    form = session_form(
+        "in_person",
+        in_person="5",
+        starts=later.isoformat(timespec="minutes"),
+        ends=(later + timedelta(hours=4)).isoformat(timespec="minutes"),
+    )
+    moved = await post_form(client, f"/admin/sessions/{sid}/edit", form, csrf)
+    assert moved.status_code == 303, moved.text
+    got = (await client.get(f"/api/holds/{hold['id']}", headers=admin_headers)).json()
+    assert datetime.fromisoformat(got["release_at"]) == before + timedelta(days=14)
+
+    # Sooner than the hold's lead time: its release goes halfway to the new start, not past.
+    soon = (utcnow() + timedelta(days=3)).replace(tzinfo=UTC).astimezone(start.tzinfo)
+    soon = soon.replace(minute=0, second=0, microsecond=0, tzinfo=None)
+    form.update(
+        starts_at=soon.isoformat(timespec="minutes"),
+        ends_at=(soon + timedelta(hours=4)).isoformat(timespec="minutes"),
+    )
+    assert (await post_form(client, f"/admin/sessions/{sid}/edit", form, csrf)).status_code == 303
+    got = (await client.get(f"/api/holds/{hold['id']}", headers=admin_headers)).json()
+    new_start = datetime.fromisoformat(
+        (await client.get(f"/api/sessions/{sid}")).json()["starts_at"]
+    )
+    release = datetime.fromisoformat(got["release_at"])
+    assert utcnow().replace(tzinfo=UTC) < release < new_start
+    assert got["status"] == "active"

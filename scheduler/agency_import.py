@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from notifications.models import utcnow
@@ -148,7 +148,7 @@ async def check_csv(
         if raw["ori"]:
             body["ori"] = raw["ori"]
         if raw.get("_extra"):
-            errors["file"] = "has more than four columns"
+            errors["columns"] = "this line has more than the four columns"
         try:
             values = agencies.parse_agency(body)
         except Invalid as exc:
@@ -294,18 +294,3 @@ async def run(db: Database, import_id: int) -> None:
             continue
         if not more:
             return
-
-
-async def recent(db: Database, limit: int = 10) -> list[ImportView]:
-    async with db.read() as conn:
-        rows = (
-            await conn.execute(select(AgencyImport).order_by(AgencyImport.id.desc()).limit(limit))
-        ).all()
-    return [_view(r) for r in rows]
-
-
-async def count(db: Database) -> int:
-    async with db.read() as conn:
-        return int(
-            (await conn.execute(select(func.count()).select_from(AgencyImport))).scalar_one()
-        )

@@ -154,6 +154,7 @@ async def test_import_previews_every_row_then_writes_the_good_ones(client, db, a
             "Existing PD,IL,municipal,",
             "Taken ORI PD,IL,municipal,IL0990000",
             "springfield  police department,IL,municipal,",
+            "Extra PD,IL,municipal,,surplus",
             "",
         ]
     )
@@ -161,7 +162,8 @@ async def test_import_previews_every_row_then_writes_the_good_ones(client, db, a
     assert made.status_code == 303, made.text
     preview = await client.get(made.headers["location"])
     text = preview.text
-    assert "2 agencies can be imported, 7 rows cannot" in text
+    assert "2 agencies can be imported, 8 rows cannot" in text
+    assert "this line has more than the four columns" in text
     assert "must be nine letters or digits" in text
     assert "starts with WI, but the agency is in IL" in text
     assert "must be one of municipal" in text

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -256,15 +257,23 @@ async def run_chunk(db: Database, import_id: int) -> bool:
             else []
         )
         fresh = [i for i in items if not i["ori"] or i["ori"] not in taken]
-        for item in fresh:
-            values = {
-                "name": item["name"],
-                "name_key": agencies.name_key(item["name"]),
-                "state": item["state"],
-                "type": item["type"],
-                "ori": item["ori"],
-            }
-            await agencies.insert_agency(conn, values, now)
+        if fresh:  # one statement per chunk (executemany), not one round trip per agency
+            await conn.execute(
+                insert(Agency),
+                [
+                    {
+                        "name": item["name"],
+                        "name_key": agencies.name_key(item["name"]),
+                        "state": item["state"],
+                        "type": item["type"],
+                        "ori": item["ori"],
+                        "feed_token": secrets.token_urlsafe(24),
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for item in fresh
+                ],
+            )
         done = row.done + len(items)
         await conn.execute(
             update(AgencyImport)

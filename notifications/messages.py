@@ -47,6 +47,7 @@ KINDS = (
     # Mail about an agency rather than one registration (coordinators, sign-in).
     "batch_summary",
     "hold_release_warning",
+    "hold_released",
     "coordinator_invitation",
     "sign_in_link",
 )

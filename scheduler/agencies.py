@@ -211,9 +211,11 @@ async def complete(conn: AsyncConnection, person: RegistrationInput) -> Registra
     return replace(person, agency_id=agency.id, agency=agency.name, post_state=post_state)
 
 
-async def search(conn: AsyncConnection, q: str | None, *, limit: int = 50) -> list[AgencyView]:
+async def search(
+    conn: AsyncConnection, q: str | None, *, limit: int = 50, offset: int = 0
+) -> list[AgencyView]:
     """Directory agencies (not merged away) whose name contains ``q`` or whose ORI starts
-    with it, by name."""
+    with it, by name; ``offset`` skips that many (the admin list's pages)."""
     stmt = select(Agency).where(Agency.merged_into_id.is_(None))
     if q:
         words = name_key(q)[:100]
@@ -224,8 +226,43 @@ async def search(conn: AsyncConnection, q: str | None, *, limit: int = 50) -> li
                 Agency.ori.like(f"{escaped.upper()}%", escape="\\"),
             )
         )
-    rows = (await conn.execute(stmt.order_by(Agency.name_key, Agency.id).limit(limit))).all()
+    stmt = stmt.order_by(Agency.name_key, Agency.id).limit(limit).offset(offset)
+    rows = (await conn.execute(stmt)).all()
     return [_view(r) for r in rows]
+
+
+async def what_moves(conn: AsyncConnection, agency_id: int) -> dict[str, int]:
+    """What a merge of ``agency_id`` into another would move: registrations (active ones
+    among them), active holds and coordinators."""
+    from scheduler.models import CANCELLED, HOLD_ACTIVE
+
+    def counted(stmt: Any) -> Any:
+        return conn.execute(select(func.count()).select_from(stmt.subquery()))
+
+    registrations = (
+        await counted(select(Registration.id).where(Registration.agency_id == agency_id))
+    ).scalar_one()
+    active = (
+        await counted(
+            select(Registration.id).where(
+                Registration.agency_id == agency_id, Registration.status != CANCELLED
+            )
+        )
+    ).scalar_one()
+    holds = (
+        await counted(
+            select(Hold.id).where(Hold.agency_id == agency_id, Hold.status == HOLD_ACTIVE)
+        )
+    ).scalar_one()
+    coordinators = (
+        await counted(select(AccountAgency.account_id).where(AccountAgency.agency_id == agency_id))
+    ).scalar_one()
+    return {
+        "registrations": int(registrations),
+        "active_registrations": int(active),
+        "holds": int(holds),
+        "coordinators": int(coordinators),
+    }
 
 
 async def merge(db: Database, duplicate_id: int, survivor_id: int) -> AgencyView:

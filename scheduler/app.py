@@ -16,6 +16,7 @@ from scheduler.db import Database
 from scheduler.jobs import Jobs
 from scheduler.web import (
     admin,
+    admin_agency_import,
     agency_api,
     agency_auth,
     agency_batch,
@@ -82,7 +83,10 @@ def create_app(settings: Settings) -> Starlette:
             Middleware(
                 BodyLimitMiddleware,
                 max_bytes=settings.max_body_bytes,
-                uploads=((agency_batch.UPLOAD_PATHS, agency_batch.UPLOAD_MAX_BYTES),),
+                uploads=(
+                    (agency_batch.UPLOAD_PATHS, agency_batch.UPLOAD_MAX_BYTES),
+                    (admin_agency_import.UPLOAD_PATTERN, admin_agency_import.UPLOAD_MAX_BODY),
+                ),
             ),
             Middleware(SecurityHeadersMiddleware),
             session_middleware(settings),

@@ -238,6 +238,13 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         print("  email:    admin@localhost.localdomain")
         print(f"  password: {password}")
         print("Add more with: scheduler admin create EMAIL")
+    if args.demo:
+        print(f"Demo coordinator: ask for a sign-in link at {url}/agency/login with")
+        print(f"  email:    {demo.DEMO_COORDINATOR}")
+        if settings.smtp_url:
+            print("  the link is emailed through SCHEDULER_SMTP_URL")
+        else:
+            print(f"  the link is written to {settings.mail_dir}/ (the newest .eml file)")
     print(flush=True)
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Workers are separate processes: let /metrics add up every worker's counters.

@@ -11,10 +11,13 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import insert
+
 from notifications.models import utcnow
-from scheduler import catalog
+from scheduler import agencies, booking, catalog, holds
 from scheduler.db import Database
 from scheduler.errors import AlreadyExists
+from scheduler.models import Account, AccountAgency
 
 COURSES: list[dict[str, Any]] = [
     {
@@ -123,6 +126,83 @@ PLAN: list[tuple[str, int, int, int, str, str, int, int]] = [
 ]
 
 
+# The directory: (name, state, type, ORI), each ORI in the NCIC form for its state.
+AGENCIES: list[tuple[str, str, str, str | None]] = [
+    ("Albany Police Department", "NY", "municipal", "NY0010100"),
+    ("Chicago Police Department", "IL", "municipal", "ILCPD0000"),
+    ("Denver Police Department", "CO", "municipal", "CODPD0000"),
+    ("Alameda County Sheriff's Office", "CA", "sheriff", "CA0010000"),
+    ("Maricopa County Sheriff's Office", "AZ", "sheriff", "AZ0070000"),
+    ("Arizona State University Police", "AZ", "campus", None),
+]
+# Coordinators (accounts that sign in by emailed link) and the agency each coordinates.
+COORDINATORS = [
+    ("Casey Morgan", "casey.morgan@albany-pd.example.org", "Albany Police Department"),
+    ("Jordan Reyes", "jordan.reyes@chicago-pd.example.org", "Chicago Police Department"),
+]
+DEMO_COORDINATOR = COORDINATORS[0][1]
+# Officers registered through the directory: (name, agency, rank, state certification number).
+OFFICERS = [
+    ("Sam Rivera", "Albany Police Department", "Patrol Officer", "NY-448812"),
+    ("Alex Chen", "Albany Police Department", "Sergeant", "NY-330157"),
+    ("Riley Brooks", "Chicago Police Department", "Officer", "IL-1029384"),
+    ("Taylor Nguyen", "Denver Police Department", "Corporal", "CO-77120"),
+]
+
+
+async def load_agencies(db: Database, say: Callable[[str], None]) -> None:
+    """The agency directory, its coordinators, a few registered officers and one held block
+    of seats (Albany PD's, at the first in-person session)."""
+    by_name: dict[str, int] = {}
+    for name, state, kind, ori in AGENCIES:
+        made = await agencies.create_agency(
+            db, {"name": name, "state": state, "type": kind, "ori": ori}
+        )
+        by_name[name] = made.id
+        say(f"agency  {name} ({ori or 'no ORI'})")
+    async with db.write() as conn:
+        for name, email, agency in COORDINATORS:
+            account_id = (
+                await conn.execute(
+                    insert(Account)
+                    .values(email=email, name=name, role="coordinator", status="active")
+                    .returning(Account.id)
+                )
+            ).scalar_one()
+            await conn.execute(
+                insert(AccountAgency).values(account_id=account_id, agency_id=by_name[agency])
+            )
+            say(f"coordinator {email} ({agency})")
+    async with db.read() as conn:
+        upcoming = await catalog.load_sessions(conn, upcoming_after=utcnow())
+    in_person = [s for s in upcoming if s.pool("in_person") is not None]
+    if not in_person:
+        return
+    first = in_person[0]
+    hold = await holds.create_hold(
+        db,
+        first.id,
+        {"agency_id": by_name["Albany Police Department"], "attendance": "in_person", "seats": 4},
+    )
+    say(f"hold    {hold.seats} seats of session #{first.id} for Albany Police Department")
+    for n, (name, agency, rank, post_id) in enumerate(OFFICERS):
+        email = name.lower().replace(" ", ".") + "@officers.example.org"
+        person = booking.RegistrationInput(
+            name=name,
+            email=email,
+            agency="",
+            attendance="in_person",
+            rank=rank,
+            agency_id=by_name[agency],
+            post_id=post_id,
+        )
+        async with db.read() as conn:
+            person = await agencies.complete(conn, person)
+        session = in_person[n % len(in_person)]
+        await booking.register(db, session.id, person, reminder_offsets=())
+        say(f"officer {name} ({agency}) in session #{session.id}")
+
+
 async def load_demo(
     db: Database, *, today: date | None = None, progress: Callable[[str], None] | None = None
 ) -> int:
@@ -163,4 +243,6 @@ async def load_demo(
         session = await catalog.create_session(db, slug, body)
         added += 1
         say(f"session {slug} #{session.id} {body['starts_at']} {zone} {mode}")
+    if added_courses:
+        await load_agencies(db, say)
     return added

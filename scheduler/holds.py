@@ -391,6 +391,125 @@ async def _name_locked(
     )
 
 
+async def release_for_cancelled_session(
+    conn: AsyncConnection, session_id: int, now: datetime, *, reason: str = ""
+) -> list[int]:
+    """With a session locked while it is being cancelled: end its active holds, giving their
+    unnamed seats back, and tell each agency's coordinators. Nobody is promoted (the session
+    takes no one any more). Returns the released holds' ids."""
+    active = (
+        await conn.execute(
+            select(Hold.id, Hold.pool_id, Hold.agency_id, Hold.remaining)
+            .where(Hold.session_id == session_id, Hold.status == HOLD_ACTIVE)
+            .order_by(Hold.id)
+        )
+    ).all()
+    for hold in active:
+        if hold.remaining:
+            await conn.execute(
+                update(SeatPool)
+                .where(SeatPool.id == hold.pool_id)
+                .values(held=SeatPool.held - hold.remaining)
+            )
+        await conn.execute(
+            update(Hold)
+            .where(Hold.id == hold.id)
+            .values(status=HOLD_RELEASED, remaining=0, released_at=now, updated_at=now)
+        )
+        name = (
+            await conn.execute(select(Agency.name).where(Agency.id == hold.agency_id))
+        ).scalar_one()
+        await outbox.enqueue_many(
+            conn,
+            [
+                {
+                    "kind": "hold_released",
+                    "recipient": email,
+                    "session_id": session_id,
+                    "payload": {
+                        "hold_id": hold.id,
+                        "agency": name,
+                        "seats": hold.remaining,
+                        "reason": reason,
+                    },
+                }
+                for email in await coordinator_emails(conn, hold.agency_id)
+            ],
+        )
+    return [hold.id for hold in active]
+
+
+async def follow_reschedule(
+    conn: AsyncConnection,
+    session_id: int,
+    old_start: datetime,
+    new_start: datetime,
+    now: datetime | None = None,
+) -> list[int]:
+    """With a session locked while its start moves: each active hold's release time moves by
+    as much, so the agency keeps the same lead time, never after the new start; one that would
+    fall in the past goes halfway to the new start instead (as a new hold's default does). A
+    hold whose release moved later may be warned again. Returns the holds changed."""
+    now = now or utcnow()
+    delta = new_start - old_start
+    active = (
+        await conn.execute(
+            select(Hold.id, Hold.release_at, Hold.warned_at).where(
+                Hold.session_id == session_id, Hold.status == HOLD_ACTIVE
+            )
+        )
+    ).all()
+    for hold in active:
+        release_at = min(hold.release_at + delta, new_start)
+        if release_at <= now < new_start:
+            release_at = now + (new_start - now) / 2
+        values: dict[str, Any] = {"release_at": release_at}
+        if release_at > hold.release_at:
+            values["warned_at"] = None
+        await conn.execute(update(Hold).where(Hold.id == hold.id).values(**values))
+    return [hold.id for hold in active]
+
+
+@dataclass(frozen=True)
+class HoldRow:
+    """A hold as the admin's list shows it: with its agency, course and session start."""
+
+    hold: HoldView
+    agency: str
+    course_title: str
+    starts_at: datetime
+
+
+async def listing(
+    conn: AsyncConnection,
+    *,
+    session_id: int | None = None,
+    agency_id: int | None = None,
+    active_only: bool = False,
+    limit: int = 200,
+) -> list[HoldRow]:
+    """Holds of one session and/or one agency (all when neither is given), soonest session
+    first."""
+    from scheduler.models import Course, TrainingSession
+
+    stmt = (
+        select(Hold.id, Agency.name, Course.title, TrainingSession.starts_at)
+        .join(Agency, Agency.id == Hold.agency_id)
+        .join(TrainingSession, TrainingSession.id == Hold.session_id)
+        .join(Course, Course.id == TrainingSession.course_id)
+    )
+    if session_id is not None:
+        stmt = stmt.where(Hold.session_id == session_id)
+    if agency_id is not None:
+        stmt = stmt.where(Hold.agency_id == agency_id)
+    if active_only:
+        stmt = stmt.where(Hold.status == HOLD_ACTIVE)
+    rows = (
+        await conn.execute(stmt.order_by(TrainingSession.starts_at, Hold.id).limit(limit))
+    ).all()
+    return [HoldRow(await get_hold(conn, r.id), r.name, r.title, r.starts_at) for r in rows]
+
+
 # -- the background jobs' side ---------------------------------------------------------------
 
 

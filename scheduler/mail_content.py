@@ -40,7 +40,13 @@ from scheduler.models import CONFIRMED, WAITLISTED, Registration
 # Kinds that carry an invite while the seat is confirmed, and the ones that withdraw it.
 _REQUEST_KINDS = ("confirmation", "promoted", "session_changed", "registration_moved")
 # Mail about an agency or an account, not one registration: its content is in the payload.
-AGENCY_KINDS = ("batch_summary", "hold_release_warning", "coordinator_invitation", "sign_in_link")
+AGENCY_KINDS = (
+    "batch_summary",
+    "hold_release_warning",
+    "hold_released",
+    "coordinator_invitation",
+    "sign_in_link",
+)
 _CANCEL_KINDS = ("registration_cancelled", "session_cancelled")
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "AccountSession",
     "AdminUser",
     "Agency",
+    "AgencyImport",
     "ApiToken",
     "Base",
     "Course",
@@ -315,6 +316,34 @@ class Agency(Base):
             name="type",
         ),
         Index("ix_agencies_name_key", "name_key"),
+    )
+
+
+class AgencyImport(Base):
+    """A CSV of agencies an admin uploaded: its checked rows, then the import's progress.
+
+    ``preview`` until the admin confirms; ``importing`` while chunks of ``rows`` are written
+    (``done`` of ``total`` so far, counted in the same transaction as each chunk); ``done``.
+    """
+
+    __tablename__ = "agency_imports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    filename: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="preview")
+    # The rows that passed the checks, as name/state/type/ori objects, and those that did not.
+    rows: Mapped[dict[str, Any]] = mapped_column()
+    problems: Mapped[dict[str, Any]] = mapped_column()
+    total: Mapped[int] = mapped_column(Integer)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("status IN ('preview', 'importing', 'done')", name="status"),
+        CheckConstraint("done >= 0 AND done <= total", name="done_within"),
     )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,7 +28,7 @@ from notifications import outbox
 from notifications.models import utcnow
 from scheduler import agencies
 from scheduler.db import Database
-from scheduler.errors import Gone, NotFound
+from scheduler.errors import Gone, Invalid, NotFound
 from scheduler.models import Account, AccountAgency, AccountSession, Agency, SignInLink
 from scheduler.validation import Fields
 
@@ -85,23 +86,41 @@ async def invite_coordinator(
 
     Raises ``Invalid`` and ``NotFound`` (agency).
     """
+    return await invite_to_agencies(db, [agency_id], data, now=now)
+
+
+async def invite_to_agencies(
+    db: Database, agency_ids: Sequence[int], data: Any, *, now: datetime | None = None
+) -> int:
+    """Make (or reuse) a coordinator account for one or more agencies and email them one
+    invitation with a sign-in link naming them all. Returns the account's id.
+
+    Raises ``Invalid`` (the person; ``agency_ids`` empty) and ``NotFound`` (an agency).
+    """
     now = now or utcnow()
     name, email = parse_person(data)
+    if not agency_ids:
+        raise Invalid({"agency_ids": "choose at least one agency"})
     async with db.write() as conn:
-        agency = await agencies.get_agency(conn, agency_id)
+        named = [await agencies.get_agency(conn, i) for i in dict.fromkeys(agency_ids)]
         account_id = await _account(conn, email, name, "coordinator", "active", now)
         await conn.execute(
             update(Account)
             .where(Account.id == account_id, Account.status == "pending")
             .values(status="active")
         )
-        await _link_agency(conn, account_id, agency.id)
+        for agency in named:
+            await _link_agency(conn, account_id, agency.id)
         token = await _new_link(conn, account_id, now)
         await outbox.enqueue(
             conn,
             "coordinator_invitation",
             email,
-            payload={"name": name, "agency": agency.name, "path": link_path(token)},
+            payload={
+                "name": name,
+                "agency": ", ".join(a.name for a in named),
+                "path": link_path(token),
+            },
         )
         return account_id
 

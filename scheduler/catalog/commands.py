@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notifications import outbox, reminders
 from notifications.models import utcnow
+from scheduler import holds
 from scheduler.booking import fill_from_waitlist, lock_session
 from scheduler.catalog.parsing import POOLS_OF_MODE, parse_course, parse_session
 from scheduler.catalog.schedule import (
@@ -277,6 +278,8 @@ async def update_session(
             staying = [i for i in instructors if i not in assigned]
             await tell_instructors(conn, fresh, staying, "instructor_changed", payload)
             if fresh.starts_at != current.starts_at:
+                # Held seats keep their lead time before the new start (release, warning).
+                await holds.follow_reschedule(conn, session_id, current.starts_at, fresh.starts_at)
                 confirmed = (
                     await conn.execute(
                         select(Registration.id, Registration.email).where(
@@ -349,6 +352,7 @@ async def _tell_everyone(
 
 
 _MOOT_ON_SESSION_CANCEL = (
+    "hold_release_warning",
     "confirmation",
     "waitlisted",
     "promoted",
@@ -384,6 +388,8 @@ async def cancel_session(
         # cancelled their own seat that it is cancelled (invariant 4).
         await outbox.cancel_pending(conn, session_id=session_id, kinds=_MOOT_ON_SESSION_CANCEL)
         await _tell_everyone(conn, current, "session_cancelled", {"reason": reason or ""})
+        # Held seats end with the session; their agencies' coordinators are told.
+        await holds.release_for_cancelled_session(conn, session_id, now, reason=reason or "")
         cancelled = await get_session(conn, session_id)
         await tell_instructors(
             conn, cancelled, [i.id for i in current.instructors], "instructor_unassigned", {}

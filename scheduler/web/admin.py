@@ -24,7 +24,18 @@ from scheduler import catalog
 from scheduler.catalog import SessionView
 from scheduler.errors import Conflict, Invalid, NotFound
 from scheduler.models import DELIVERY
-from scheduler.web import admin_directory, admin_roster, admin_search, admin_tools, auth
+from scheduler.web import (
+    admin_agencies,
+    admin_agency_import,
+    admin_coordinators,
+    admin_directory,
+    admin_holds,
+    admin_roster,
+    admin_roster_changes,
+    admin_search,
+    admin_tools,
+    auth,
+)
 from scheduler.web.admin_schedule import session_edit, session_new
 from scheduler.web.auth import admin_page
 from scheduler.web.forms import (
@@ -263,4 +274,10 @@ routes = [
     *admin_roster.routes,
     *admin_tools.routes,
     *admin_search.routes,
+    # The import's fixed paths come before /admin/agencies/{agency_id}.
+    *admin_agency_import.routes,
+    *admin_agencies.routes,
+    *admin_coordinators.routes,
+    *admin_holds.routes,
+    *admin_roster_changes.routes,
 ]

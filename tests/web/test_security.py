@@ -13,7 +13,16 @@ from starlette.routing import Route
 
 from notifications.models import Message
 from scheduler.app import create_app
-from scheduler.models import ApiToken, Course, Registration, SeatPool, TrainingSession
+from scheduler.models import (
+    Account,
+    Agency,
+    ApiToken,
+    Course,
+    Hold,
+    Registration,
+    SeatPool,
+    TrainingSession,
+)
 from scheduler.web import admin
 from tests.web.page_client import (
     ADMIN_EMAIL,
@@ -36,6 +45,10 @@ PATH_VALUES = {
     "token_id": "1",
     "instructor_id": "1",
     "venue_id": "1",
+    "agency_id": "1",
+    "import_id": "1",
+    "account_id": "1",
+    "hold_id": "1",
 }
 
 
@@ -48,6 +61,9 @@ async def snapshot(db) -> dict[str, list]:
         "registrations": Registration,
         "messages": Message,
         "tokens": ApiToken,
+        "agencies": Agency,
+        "accounts": Account,
+        "holds": Hold,
     }
     async with db.read() as conn:
         return {
@@ -133,6 +149,14 @@ def changing_forms(session_id: int, tokens: list[str]) -> list[tuple[str, dict[s
         ("/admin/outbox/1/resend", {}),
         ("/admin/tokens", {"name": "sneaky"}),
         ("/admin/tokens/1/revoke", {}),
+        ("/admin/agencies/new", {"name": "X PD", "state": "IL", "type": "municipal"}),
+        (
+            "/admin/coordinators/invite",
+            {"name": "C", "email": "c@pd.example.org", "agency_id": "1"},
+        ),
+        (f"/admin/sessions/{session_id}/add", person_form(8)),
+        ("/admin/registrations/1/move", {"session_id": str(session_id)}),
+        ("/admin/holds/1/release", {}),
         (f"/sessions/{session_id}/register", person_form(9)),
         (f"/registrations/{tokens[0]}/cancel", {"confirm": "yes"}),
     ]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import re
+from datetime import UTC, datetime, timedelta
 
 import httpx
+import time_machine
 from asgi_lifespan import LifespanManager
 from sqlalchemy import select
 from starlette.routing import Route
@@ -308,13 +310,20 @@ async def test_login_and_register_posts_are_rate_limited_with_an_html_429(settin
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
             csrf = csrf_from((await c.get("/admin/login")).text)
             wrong = {"email": ADMIN_EMAIL, "password": "nope nope nope", "csrf_token": csrf}
-            statuses = [(await c.post("/admin/login", data=wrong)).status_code for _ in range(3)]
+            # One fixed instant: three posts that straddled a minute would count in two windows.
+            minute = datetime.now(UTC).replace(second=5, microsecond=0) + timedelta(minutes=1)
+            with time_machine.travel(minute, tick=False):
+                statuses = [
+                    (await c.post("/admin/login", data=wrong)).status_code for _ in range(3)
+                ]
+                limited = await c.post("/admin/login", data=wrong)
+                # Registration counts in its own bucket: two tries pass the limiter, the third not.
+                form = {**person_form(1), "csrf_token": csrf}
+                tries = [
+                    (await c.post("/sessions/999/register", data=form)).status_code for _ in "abc"
+                ]
             assert statuses == [401, 401, 429]
-            limited = await c.post("/admin/login", data=wrong)
             assert limited.headers["content-type"].startswith("text/html")
             assert int(limited.headers["retry-after"]) >= 1
             assert "Too many attempts" in limited.text
-            # Registration counts in its own bucket: two tries pass the limiter, the third not.
-            form = {**person_form(1), "csrf_token": csrf}
-            tries = [(await c.post("/sessions/999/register", data=form)).status_code for _ in "abc"]
             assert tries == [404, 404, 429]

@@ -47,7 +47,7 @@ def not_found(request: Request, what: str = "page") -> Response:
 # -- dashboard -------------------------------------------------------------------------------
 
 # Past sessions are listed a page at a time, newest first, below the upcoming ones.
-PAST_PAGE_SIZE = 20
+PAST_PAGE_SIZE = 10
 
 
 def past_page(request: Request) -> int:

@@ -159,7 +159,8 @@ async def register(
     if db.is_sqlite:
         async with db.write() as conn:
             return await _register(CoreTx(conn), session_id, person, reminder_offsets, now)
-    # PostgreSQL: the same round trips straight on asyncpg (see scheduler/registration_sql.py).
+    # PostgreSQL: the same steps straight on asyncpg, the write as one statement
+    # (scheduler/registration_sql.py).
     async with db.driver_write() as driver:
         return await _register(AsyncpgTx(driver), session_id, person, reminder_offsets, now)
 

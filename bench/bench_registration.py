@@ -45,12 +45,12 @@ from bench.common import (
     throwaway_database,
 )
 from scheduler.registration_sql import (
-    DRAW_TICKET_SQL,
-    INSERT_MESSAGES_SQL,
-    INSERT_REGISTRATION_SQL,
+    BOOK_SEAT_SQL,
+    BOOK_TICKET_SQL,
+    BOOKED_COLUMNS,
     LOCK_SESSION_SQL,
+    MESSAGE_ARRAYS,
     POOL_STATE_SQL,
-    TAKE_SEAT_SQL,
 )
 
 NAME = "registration"
@@ -164,54 +164,54 @@ async def floor_register(conn: asyncpg.Connection, session_id: int, person: dict
         )
         if pool["taken"] is not None:
             return "duplicate"
-        seat = None
-        if pool["confirmed"] < pool["capacity"]:
-            seat = await conn.fetchval(TAKE_SEAT_SQL, pool["id"])
-        status = "confirmed" if seat is not None else "waitlisted"
-        ticket = None if seat is not None else await conn.fetchval(DRAW_TICKET_SQL, pool["id"])
-        registration = await conn.fetchval(
-            INSERT_REGISTRATION_SQL,
-            session_id,
-            pool["id"],
-            person["attendance"],
-            person["name"],
-            person["email"],
-            email_key,
-            person["agency"],
-            agency_key,
-            None,
-            status,
-            ticket,
-            secrets.token_urlsafe(24),
-            now,
-            now,
-            now if seat is not None else None,
-            0,
-        )
+        seat = pool["confirmed"] + pool["held"] < pool["capacity"]
+        status = "confirmed" if seat else "waitlisted"
+        values = {
+            "session_id": session_id,
+            "attendance": person["attendance"],
+            "name": person["name"],
+            "email": person["email"],
+            "email_key": email_key,
+            "agency": person["agency"],
+            "agency_key": agency_key,
+            "status": status,
+            "token": secrets.token_urlsafe(24),
+            "created_at": now,
+            "updated_at": now,
+            "confirmed_at": now if seat else None,
+            "sequence": 0,
+        }
         email = person["email"]
-        if seat is not None:
-            rows = [("confirmation", email, registration, session_id, "{}", now, "pending", 0, now)]
+        if seat:
+            rows = [("confirmation", "{}", now)]
             rows += [
                 (
                     "reminder",
-                    email,
-                    registration,
-                    session_id,
                     json.dumps({"offset_seconds": int(offset.total_seconds())}),
                     session["starts_at"] - offset,
-                    "pending",
-                    0,
-                    now,
                 )
                 for offset in REMINDER_OFFSETS
                 if session["starts_at"] - offset > now
             ]
         else:
-            payload = json.dumps({"position": pool["waiting"] + 1})
-            rows = [
-                ("waitlisted", email, registration, session_id, payload, now, "pending", 0, now)
-            ]
-        await conn.executemany(INSERT_MESSAGES_SQL, rows)
+            rows = [("waitlisted", json.dumps({"position": pool["waiting"] + 1}), now)]
+        kinds, payloads, due = (list(column) for column in zip(*rows, strict=True))
+        messages = {
+            "kind": kinds,
+            "recipient": [email] * len(rows),
+            "session_id": [session_id] * len(rows),
+            "payload": payloads,
+            "due_at": due,
+            "status": ["pending"] * len(rows),
+            "attempts": [0] * len(rows),
+            "created_at": [now] * len(rows),
+        }
+        await conn.fetchrow(
+            BOOK_SEAT_SQL if seat else BOOK_TICKET_SQL,
+            pool["id"],
+            *(values.get(column) for column in BOOKED_COLUMNS),
+            *(messages[column] for column in MESSAGE_ARRAYS),
+        )
     return status
 
 

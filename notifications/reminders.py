@@ -22,7 +22,7 @@ REMINDER = "reminder"
 def reminder_rows(
     *,
     recipient: str,
-    registration_id: int,
+    registration_id: int | None,
     session_id: int,
     starts_at: datetime,
     offsets: tuple[timedelta, ...],

@@ -159,7 +159,8 @@ async def register(
     if db.is_sqlite:
         async with db.write() as conn:
             return await _register(CoreTx(conn), session_id, person, reminder_offsets, now)
-    # PostgreSQL: the same round trips straight on asyncpg (see scheduler/registration_sql.py).
+    # PostgreSQL: the same steps straight on asyncpg, the write as one statement
+    # (scheduler/registration_sql.py).
     async with db.driver_write() as driver:
         return await _register(AsyncpgTx(driver), session_id, person, reminder_offsets, now)
 
@@ -193,61 +194,53 @@ async def _register(
     if pool.taken is not None:
         raise DuplicateRegistration(person.email)
 
-    status = WAITLISTED
     agency_full = session.max_per_agency is not None and pool.agency_held >= session.max_per_agency
-    # Held seats are not free. Still the conditional UPDATE, so the seat count is guarded
-    # where it changes.
+    # Held seats are not free. The write is still the conditional UPDATE, so the seat count is
+    # guarded where it changes; if it refuses, the person is waitlisted instead.
     free = pool.confirmed + pool.held < pool.capacity
-    if not agency_full and free and await tx.take_seat(pool.id):
-        status = CONFIRMED
-    waitlist_seq = None
-    position = None
-    if status == WAITLISTED:
-        waitlist_seq = await tx.draw_ticket(pool.id)
+    token = secrets.token_urlsafe(24)
+    values = {
+        "session_id": session_id,
+        "attendance": person.attendance,
+        "name": person.name,
+        "email": person.email,
+        "email_key": email_key,
+        "agency": person.agency,
+        "agency_key": agency_key,
+        "rank": person.rank,
+        "agency_id": person.agency_id,
+        "post_id": person.post_id,
+        "post_state": person.post_state,
+        "hold_id": None,
+        "token": token,
+        "created_at": now,
+        "updated_at": now,
+        "sequence": 0,
+    }
+    booked = None
+    if not agency_full and free:
+        status, position = CONFIRMED, None
+        rows = _confirmed_rows("confirmation", None, person.email, session, reminder_offsets, now)
+        booked = await tx.book(
+            pool.id, True, {**values, "status": status, "confirmed_at": now}, rows
+        )
+    if booked is None:
         # Every ticket already drawn is lower than this one, so the place is simply one behind
         # everyone waiting (the same count waitlist_position makes).
-        position = int(pool.waiting) + 1
-
-    token = secrets.token_urlsafe(24)
-    registration_id = await tx.insert_registration(
-        {
-            "session_id": session_id,
-            "pool_id": pool.id,
-            "attendance": person.attendance,
-            "name": person.name,
-            "email": person.email,
-            "email_key": email_key,
-            "agency": person.agency,
-            "agency_key": agency_key,
-            "rank": person.rank,
-            "agency_id": person.agency_id,
-            "post_id": person.post_id,
-            "post_state": person.post_state,
-            "hold_id": None,
-            "status": status,
-            "waitlist_seq": waitlist_seq,
-            "token": token,
-            "created_at": now,
-            "updated_at": now,
-            "confirmed_at": now if status == CONFIRMED else None,
-            "sequence": 0,
-        }
-    )
-    if status == CONFIRMED:
-        rows = _confirmed_rows(
-            "confirmation", registration_id, person.email, session, reminder_offsets, now
-        )
-    else:
+        status, position = WAITLISTED, int(pool.waiting) + 1
         rows = [
             {
                 "kind": "waitlisted",
                 "recipient": person.email,
-                "registration_id": registration_id,
                 "session_id": session_id,
                 "payload": {"position": position},
             }
         ]
-    await tx.enqueue(rows)
+        booked = await tx.book(
+            pool.id, False, {**values, "status": status, "confirmed_at": None}, rows
+        )
+        assert booked is not None  # a ticket is always there to draw
+    registration_id = booked[0]
     return RegistrationResult(
         registration_id, session_id, status, person.attendance, position, token, session
     )
@@ -271,7 +264,7 @@ async def waitlist_position(conn: AsyncConnection, pool_id: int, waitlist_seq: i
 
 def _confirmed_rows(
     kind: str,
-    registration_id: int,
+    registration_id: int | None,
     email: str,
     session: Any,
     reminder_offsets: tuple[timedelta, ...],

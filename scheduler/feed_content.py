@@ -187,12 +187,15 @@ def _fingerprint_statement(course: bool, modes: tuple[str, ...], state: bool) ->
         .where(*where)
         .subquery()
     )
-    seats_changed = (
+    # The latest change of each session's registrations, one descent of
+    # ix_registrations_session_updated per session: a join would read every registration of
+    # the feed's sessions (tens of thousands with half a year of history kept).
+    each_changed = (
         select(func.max(Registration.updated_at))
-        .join(TrainingSession, TrainingSession.id == Registration.session_id)
-        .where(*where)
+        .where(Registration.session_id == TrainingSession.id)
         .scalar_subquery()
     )
+    seats_changed = select(func.max(each_changed)).where(*where).scalar_subquery()
     # Removed meetings stay in the feed until they would have ended: how many are still shown
     # and when the first one leaves, so the ETag changes when one drops out by time alone.
     removed = (

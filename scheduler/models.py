@@ -285,6 +285,8 @@ class Registration(Base):
         ),
         Index("ix_registrations_pool_waitlist", "pool_id", "status", "waitlist_seq"),
         Index("ix_registrations_session_agency", "session_id", "agency_key", "status"),
+        # The feed fingerprint's latest change per session (feed_content).
+        Index("ix_registrations_session_updated", "session_id", "updated_at"),
         # One person's history across sessions is one indexed query.
         Index("ix_registrations_email_key", "email_key"),
         Index("ix_registrations_agency", "agency_id", "status"),

@@ -1,19 +1,14 @@
 """The round trips of one registration, on SQLAlchemy Core or straight on asyncpg.
 
-``booking.register`` holds the logic (invariants 1-3); it asks the database through one of the
-two classes here, which issue the same statements:
+``booking._register`` holds the logic (invariants 1-3); it asks the database through one of the
+two classes here:
 
-- ``CoreTx`` runs them through SQLAlchemy on a ``Database.write()`` connection. SQLite uses it.
-- ``AsyncpgTx`` runs them as plain SQL on the asyncpg connection under a
-  ``Database.driver_write()`` transaction. Kept for the old benchmark floor and the tests that
-  compare the two paths.
-- ``REGISTER_SQL`` is what PostgreSQL runs: the same steps as one server-side PL/pgSQL function
-  (``register_person``, created by migration 0008), called as one statement in its own
-  implicit transaction. Profiling the registration burst (docs/performance.md) showed the
-  session's row lock held across six network round trips, each waiting its turn in a busy
-  event loop, so all registrations for one session queued behind those waits; inside the
-  function the lock is held only while the server works, and a registration costs one round
-  trip instead of eight (BEGIN and COMMIT included).
+- ``CoreTx`` runs SQLAlchemy statements on a ``Database.write()`` connection. SQLite uses it,
+  and so do the batch, move and hold paths, which run inside a larger transaction.
+- ``AsyncpgTx`` runs plain SQL on the asyncpg connection under a ``Database.driver_write()``
+  transaction. PostgreSQL's registration uses it: BEGIN, the session's row lock, the pool's
+  state, one statement that writes the decision (``BOOK_SEAT_SQL`` / ``BOOK_TICKET_SQL``),
+  COMMIT. The lock is held across three round trips, not five.
 
 Both raise ``DuplicateRegistration`` when the partial unique index on (session, email) refuses
 a second active registration, the backstop for invariant 2.
@@ -21,17 +16,21 @@ a second active registration, the backstop for invariant 2.
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import asyncpg
 from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notifications import outbox
+from notifications.models import Message
 from scheduler.errors import DuplicateRegistration
 from scheduler.models import (
     CANCELLED,
@@ -60,17 +59,20 @@ class RegisterTx(Protocol):
         """The pool's id, capacity, confirmed, held, ``taken`` (an active registration of this
         email in the session, or None), ``waiting`` and ``agency_held``; or None."""
 
-    async def take_seat(self, pool_id: int) -> bool:
-        """Take a seat if one is free, by a conditional UPDATE."""
+    async def book(
+        self,
+        pool_id: int,
+        seat: bool,
+        values: dict[str, Any],
+        rows: Sequence[dict[str, Any]],
+    ) -> tuple[int, int | None] | None:
+        """Take a seat (``seat``) or draw the pool's next waitlist ticket, insert the
+        registration (``values``, its ``waitlist_seq`` the ticket) and write its outbox rows
+        (as ``outbox.enqueue_many`` takes them, ``registration_id`` filled in here).
 
-    async def draw_ticket(self, pool_id: int) -> int:
-        """The pool's next waitlist ticket."""
-
-    async def insert_registration(self, values: dict[str, Any]) -> int:
-        """Insert a registration; raises ``DuplicateRegistration``."""
-
-    async def enqueue(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Write outbox messages (rows as ``outbox.enqueue_many`` takes them)."""
+        Returns (registration id, ticket or None); None, with nothing written, when the seat
+        was not free after all. Raises ``DuplicateRegistration``.
+        """
 
 
 # -- SQLAlchemy Core ------------------------------------------------------------------------------
@@ -188,6 +190,22 @@ class CoreTx:
     async def enqueue(self, rows: Sequence[dict[str, Any]]) -> None:
         await outbox.enqueue_many(self.conn, rows)
 
+    async def book(
+        self,
+        pool_id: int,
+        seat: bool,
+        values: dict[str, Any],
+        rows: Sequence[dict[str, Any]],
+    ) -> tuple[int, int | None] | None:
+        if seat and not await self.take_seat(pool_id):
+            return None
+        ticket = None if seat else await self.draw_ticket(pool_id)
+        registration_id = await self.insert_registration(
+            {**values, "pool_id": pool_id, "waitlist_seq": ticket}
+        )
+        await self.enqueue([{**row, "registration_id": registration_id} for row in rows])
+        return registration_id, ticket
+
 
 # -- asyncpg --------------------------------------------------------------------------------------
 # The same statements as PostgreSQL text. Timestamps are naive UTC in the tables (UTCDateTime).
@@ -209,13 +227,6 @@ SELECT p.id, p.capacity, p.confirmed, p.held,
            AND h.agency_key = $4 AND h.status = 'active') AS agency_held
   FROM seat_pools p WHERE p.session_id = $1 AND p.attendance = $2
 """
-TAKE_SEAT_SQL = (
-    "UPDATE seat_pools SET confirmed = confirmed + 1 "
-    "WHERE id = $1 AND confirmed + held < capacity RETURNING confirmed"
-)
-DRAW_TICKET_SQL = (
-    "UPDATE seat_pools SET waitlist_seq = waitlist_seq + 1 WHERE id = $1 RETURNING waitlist_seq"
-)
 REGISTRATION_COLUMNS = (
     "session_id",
     "pool_id",
@@ -238,13 +249,7 @@ REGISTRATION_COLUMNS = (
     "confirmed_at",
     "sequence",
 )
-_TIMES = frozenset({"created_at", "updated_at", "confirmed_at"})
-INSERT_REGISTRATION_SQL = (
-    f"INSERT INTO registrations ({', '.join(REGISTRATION_COLUMNS)}) "
-    f"VALUES ({', '.join(f'${n}' for n in range(1, len(REGISTRATION_COLUMNS) + 1))}) "
-    "RETURNING id"
-)
-# AsyncpgTx.enqueue passes the values in this order.
+_TIMES = frozenset({"created_at", "updated_at", "confirmed_at", "due_at"})
 MESSAGE_COLUMNS = (
     "kind",
     "recipient",
@@ -256,25 +261,58 @@ MESSAGE_COLUMNS = (
     "attempts",
     "created_at",
 )
-INSERT_MESSAGES_SQL = (
-    f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) "
-    f"VALUES ({', '.join(f'${n}' for n in range(1, len(MESSAGE_COLUMNS) + 1))})"
+
+
+# -- one round trip: seat or ticket, registration, outbox rows ----------------------------------
+# Profiling the registration burst (docs/performance.md) showed the session's row lock held
+# across five network round trips, each waiting its turn in a busy event loop, so every
+# registration for one session queued behind those waits. ``AsyncpgTx.book`` writes what
+# ``booking._register`` decided as one data-modifying CTE: the pool's conditional UPDATE
+# (the seat, or the next waitlist ticket), the registration INSERT ... SELECT from it (so no
+# seat, no row), and the outbox rows from arrays. The decision stays in Python, made on the
+# state read under the lock; this statement only writes it.
+_SEAT = (
+    "UPDATE seat_pools SET confirmed = confirmed + 1"
+    " WHERE id = $1 AND confirmed + held < capacity RETURNING id, NULL::integer AS ticket"
 )
+_TICKET = (
+    "UPDATE seat_pools SET waitlist_seq = waitlist_seq + 1"
+    " WHERE id = $1 RETURNING id, waitlist_seq AS ticket"
+)
+# Parameters after the pool id: these registration columns, then one array per message column.
+BOOKED_COLUMNS = tuple(c for c in REGISTRATION_COLUMNS if c not in ("pool_id", "waitlist_seq"))
+MESSAGE_ARRAYS = tuple(c for c in MESSAGE_COLUMNS if c != "registration_id")
 
 
-# -- one round trip: the server-side function ----------------------------------------------------
-# register_person mirrors booking._register step by step (the SQLite path runs that Python);
-# tests run every booking rule on both backends, so the two cannot drift unseen. Its text is
-# in migration 0008 (scheduler/migrations/versions/); a change to it is a new migration with
-# CREATE OR REPLACE FUNCTION. Its answer carries the session's row as the function read it
-# under its lock, with the course's slug and title, so the caller can describe the session
-# without reading it again. Each statement inside it sees every commit before it (READ
-# COMMITTED takes a fresh snapshot per statement).
-#
-# Held seats (confirmed + held <= capacity) slot in as a column comparison on the pool row:
-# ``confirmed + held < capacity`` in the seat UPDATE and its CHECK, and the agency count adds
-# the agency's unnamed held seats.
-REGISTER_SQL = "SELECT * FROM register_person($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+_PG = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+def _sql_type(column: Any) -> str:
+    # The column's type without a length: a cast to varchar(n) would cut a value short, where
+    # the column itself refuses it.
+    return re.sub(r"\(\d+\)", "", str(column.type.compile(dialect=_PG)))
+
+
+def _book_sql(pool_update: str) -> str:
+    numbers = itertools.count(2)
+    registration = Registration.__table__.c
+    message = Message.__table__.c
+    picks = ", ".join(f"${next(numbers)}::{_sql_type(registration[c])}" for c in BOOKED_COLUMNS)
+    arrays = ", ".join(f"${next(numbers)}::{_sql_type(message[c])}[]" for c in MESSAGE_ARRAYS)
+    return (
+        f"WITH pool AS ({pool_update}),"
+        f" registration AS (INSERT INTO registrations (pool_id, waitlist_seq,"
+        f" {', '.join(BOOKED_COLUMNS)}) SELECT pool.id, pool.ticket, {picks} FROM pool"
+        " RETURNING id),"
+        f" messages AS (INSERT INTO messages (registration_id, {', '.join(MESSAGE_ARRAYS)})"
+        f" SELECT registration.id, m.* FROM registration, unnest({arrays})"
+        f" AS m({', '.join(MESSAGE_ARRAYS)}))"
+        " SELECT registration.id, pool.ticket FROM registration, pool"
+    )
+
+
+BOOK_SEAT_SQL = _book_sql(_SEAT)
+BOOK_TICKET_SQL = _book_sql(_TICKET)
 
 
 def to_column(value: Any) -> Any:
@@ -322,85 +360,33 @@ class AsyncpgTx:
         )
         return None if row is None else Record(row)
 
-    async def take_seat(self, pool_id: int) -> bool:
-        return await self.conn.fetchval(TAKE_SEAT_SQL, pool_id) is not None
-
-    async def draw_ticket(self, pool_id: int) -> int:
-        return int(await self.conn.fetchval(DRAW_TICKET_SQL, pool_id))
-
-    async def insert_registration(self, values: dict[str, Any]) -> int:
+    async def book(
+        self,
+        pool_id: int,
+        seat: bool,
+        values: dict[str, Any],
+        rows: Sequence[dict[str, Any]],
+    ) -> tuple[int, int | None] | None:
+        messages = outbox.message_values(rows)
         try:
-            return int(
-                await self.conn.fetchval(
-                    INSERT_REGISTRATION_SQL,
-                    *(
-                        to_column(values[column]) if column in _TIMES else values.get(column)
-                        for column in REGISTRATION_COLUMNS
-                    ),
-                )
+            found = await self.conn.fetchrow(
+                BOOK_SEAT_SQL if seat else BOOK_TICKET_SQL,
+                pool_id,
+                *(to_column(values[c]) if c in _TIMES else values.get(c) for c in BOOKED_COLUMNS),
+                *(
+                    [
+                        json.dumps(m[c])
+                        if c == "payload"
+                        else to_column(m[c])
+                        if c in _TIMES
+                        else m[c]
+                        for m in messages
+                    ]
+                    for c in MESSAGE_ARRAYS
+                ),
             )
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name == EMAIL_INDEX:
                 raise DuplicateRegistration(values["email"]) from exc
             raise
-
-    async def enqueue(self, rows: Sequence[dict[str, Any]]) -> None:
-        messages = outbox.message_values(rows)
-        if not messages:
-            return
-        await self.conn.executemany(
-            INSERT_MESSAGES_SQL,
-            [
-                (
-                    m["kind"],
-                    m["recipient"],
-                    m["registration_id"],
-                    m["session_id"],
-                    json.dumps(m["payload"]),
-                    to_column(m["due_at"]),
-                    m["status"],
-                    m["attempts"],
-                    to_column(m["created_at"]),
-                )
-                for m in messages
-            ],
-        )
-
-
-async def register_on_server(
-    conn: asyncpg.Connection, values: dict[str, Any], reminder_offsets: Sequence[int]
-) -> tuple[str, int | None, int | None, Record | None]:
-    """Run ``register_person``; returns (result, registration id, waitlist position, session).
-
-    ``result`` is ``confirmed``, ``waitlisted`` or why not (``not_found``, ``cancelled``,
-    ``closed``, ``no_pool``, ``duplicate``); the session is the row with ``course_slug`` and
-    ``course_title``, or None when there is no such session. Raises ``DuplicateRegistration``
-    when the unique index refuses the row.
-    """
-    try:
-        row = await conn.fetchrow(
-            REGISTER_SQL,
-            values["session_id"],
-            values["attendance"],
-            values["name"],
-            values["email"],
-            values["email_key"],
-            values["agency"],
-            values["agency_key"],
-            values["rank"],
-            values["token"],
-            to_column(values["now"]),
-            list(reminder_offsets),
-        )
-    except asyncpg.UniqueViolationError as exc:
-        if exc.constraint_name == EMAIL_INDEX:
-            raise DuplicateRegistration(values["email"]) from exc
-        raise
-    assert row is not None
-    found = row["session_row"]
-    session = None
-    if found is not None and found["id"] is not None:
-        session = Record(
-            {**found, "course_slug": row["course_slug"], "course_title": row["course_title"]}
-        )
-    return row["result"], row["registration_id"], row["waitlist_position"], session
+        return None if found is None else (int(found["id"]), found["ticket"])

@@ -39,11 +39,10 @@ async def new_session(db: Database, seats: int = 5) -> int:
     return (await catalog.create_session(db, "managing-bias", session_body(in_person=seats))).id
 
 
-def values(session_id: int, pool_id: int, email: str) -> dict[str, object]:
+def values(session_id: int, email: str) -> dict[str, object]:
     now = datetime.now(UTC)
     return {
         "session_id": session_id,
-        "pool_id": pool_id,
         "attendance": "in_person",
         "name": "Officer",
         "email": email,
@@ -52,7 +51,6 @@ def values(session_id: int, pool_id: int, email: str) -> dict[str, object]:
         "agency_key": "albany pd",
         "rank": None,
         "status": "confirmed",
-        "waitlist_seq": None,
         "token": email,  # unique, like a real token
         "created_at": now,
         "updated_at": now,
@@ -61,8 +59,13 @@ def values(session_id: int, pool_id: int, email: str) -> dict[str, object]:
     }
 
 
+def confirmation(session_id: int, email: str) -> dict[str, object]:
+    return {"kind": "confirmation", "recipient": email, "session_id": session_id}
+
+
 async def test_the_unique_index_answers_duplicate_on_either_path(db: Database) -> None:
-    """Below the session lock's check, the index itself still refuses a second active row."""
+    """Below the session lock's check, the index itself still refuses a second active row, and
+    the refused registration leaves neither its seat nor its outbox rows behind."""
     session_id = await new_session(db)
     async with db.read() as conn:
         pool_id = (
@@ -70,18 +73,29 @@ async def test_the_unique_index_answers_duplicate_on_either_path(db: Database) -
         ).scalar_one()
 
     async def insert(email: str) -> int:
+        rows = [confirmation(session_id, email)]
         if db.is_sqlite:
             async with db.write() as conn:
-                return await CoreTx(conn).insert_registration(values(session_id, pool_id, email))
-        async with db.driver_write() as driver:
-            return await AsyncpgTx(driver).insert_registration(values(session_id, pool_id, email))
+                booked = await CoreTx(conn).book(pool_id, True, values(session_id, email), rows)
+        else:
+            async with db.driver_write() as driver:
+                booked = await AsyncpgTx(driver).book(
+                    pool_id, True, values(session_id, email), rows
+                )
+        assert booked is not None
+        return booked[0]
 
     await insert("first@example.org")
     with pytest.raises(DuplicateRegistration):
         await insert("FIRST@example.org")
     async with db.read() as conn:
         count = len((await conn.execute(select(Registration.id))).all())
-    assert count == 1
+        taken = (
+            await conn.execute(select(SeatPool.confirmed).where(SeatPool.id == pool_id))
+        ).scalar_one()
+        messages = (await conn.execute(select(Message.recipient))).scalars().all()
+    assert (count, taken) == (1, 1)
+    assert messages == ["first@example.org"]
 
 
 @pytest.mark.postgres

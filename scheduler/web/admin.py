@@ -23,7 +23,7 @@ from notifications.models import Message, MessageStatus, utcnow
 from scheduler import catalog
 from scheduler.catalog import SessionView
 from scheduler.errors import Conflict, Invalid, NotFound
-from scheduler.models import DELIVERY
+from scheduler.models import DELIVERY, TrainingSession
 from scheduler.web import (
     admin_agencies,
     admin_agency_import,
@@ -58,7 +58,7 @@ def not_found(request: Request, what: str = "page") -> Response:
 # -- dashboard -------------------------------------------------------------------------------
 
 # Past sessions are listed a page at a time, newest first, below the upcoming ones.
-PAST_PAGE_SIZE = 20
+PAST_PAGE_SIZE = 10
 
 
 def past_page(request: Request) -> int:
@@ -67,19 +67,44 @@ def past_page(request: Request) -> int:
     return int(value) if value.isdigit() and 0 < int(value) < 100_000 else 1
 
 
-async def load_past(
+async def upcoming_and_past(
     conn: Any, now: Any, page: int, course_id: int | None = None
-) -> tuple[list[SessionView], bool]:
-    """One page of past sessions, newest first, and whether an older page exists."""
-    found = await catalog.load_sessions(
-        conn,
-        course_id=course_id,
-        ended_by=now,
-        newest_first=True,
-        limit=PAST_PAGE_SIZE + 1,
-        offset=(page - 1) * PAST_PAGE_SIZE,
+) -> tuple[list[SessionView], list[SessionView], bool]:
+    """Upcoming sessions in start order, one page of past ones newest first, and whether an
+    older page exists.
+
+    The two lists' pools, meetings and instructors load together, so the page costs the same
+    statements with years of history as with none (tests/web/test_history_pages.py).
+    """
+    course = [] if course_id is None else [TrainingSession.course_id == course_id]
+    upcoming_ids = (
+        (
+            await conn.execute(
+                select(TrainingSession.id).where(TrainingSession.ends_at > now, *course)
+            )
+        )
+        .scalars()
+        .all()
     )
-    return found[:PAST_PAGE_SIZE], len(found) > PAST_PAGE_SIZE
+    past_ids = (
+        (
+            await conn.execute(
+                select(TrainingSession.id)
+                .where(TrainingSession.ends_at <= now, *course)
+                .order_by(TrainingSession.starts_at.desc(), TrainingSession.id.desc())
+                .limit(PAST_PAGE_SIZE + 1)
+                .offset((page - 1) * PAST_PAGE_SIZE)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    shown = set(past_ids[:PAST_PAGE_SIZE])
+    ids = [*upcoming_ids, *shown]
+    views = await catalog.load_sessions(conn, session_ids=ids) if ids else []
+    upcoming = [v for v in views if v.id not in shown]
+    past = [v for v in reversed(views) if v.id in shown]
+    return upcoming, past, len(past_ids) > PAST_PAGE_SIZE
 
 
 @admin_page
@@ -87,8 +112,7 @@ async def dashboard(request: Request) -> Response:
     now = utcnow()
     page = past_page(request)
     async with _db(request).read() as conn:
-        sessions = await catalog.load_sessions(conn, upcoming_after=now)
-        past, older = await load_past(conn, now, page)
+        sessions, past, older = await upcoming_and_past(conn, now, page)
         failed = (
             await conn.execute(
                 select(func.count())
@@ -183,8 +207,7 @@ async def course_edit(request: Request) -> Response:
         # Upcoming first, then one page of the past: a course's whole history is never loaded.
         now = utcnow()
         page = past_page(request)
-        sessions = await catalog.load_sessions(conn, course_id=course.id, upcoming_after=now)
-        past, older = await load_past(conn, now, page, course_id=course.id)
+        sessions, past, older = await upcoming_and_past(conn, now, page, course_id=course.id)
     history = {"past": past, "past_page": page, "past_older": older}
     if request.method == "GET":
         values: dict[str, Any] = {

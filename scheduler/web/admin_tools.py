@@ -32,10 +32,10 @@ OUTBOX_STATUSES = (
     MessageStatus.CANCELLED,
 )
 RESENDABLE = (MessageStatus.SENT, MessageStatus.FAILED)
-PAGE_SIZE = 200
+PAGE_SIZE = 50
 # Tab counts stop here: counting years of sent mail on every view would scan them all, and
-# "10,000+" says what an admin needs. Each count reads at most this many index entries.
-COUNT_CAP = 10_000
+# "1,000+" says what an admin needs. Each count reads at most this many index entries.
+COUNT_CAP = 1_000
 
 
 async def _capped_count(conn: Any, status: str) -> int:

@@ -48,12 +48,16 @@ from scheduler.models import (
 
 __all__ = [
     "CERTIFICATE",
+    "REVOKED",
+    "VALID",
     "Issuer",
     "SyncResult",
     "canonical_code",
     "certificate_mail",
     "find_by_code",
     "format_date",
+    "hours_text",
+    "meeting_days",
     "new_code",
     "printed_facts",
     "sync_session",
@@ -163,7 +167,7 @@ def _short_date(value: str) -> str:
     return f"{day:%b} {day.day}, {day.year}"
 
 
-def _hours(value: Decimal) -> str:
+def hours_text(value: Decimal) -> str:
     """``16``, ``7.5``, ``1.25``: no trailing zeros, never an exponent."""
     text = format(value.quantize(Decimal("0.01")), "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
@@ -347,16 +351,7 @@ async def _current_facts(
     ).first()
     if session is None:
         raise NotFound("session", session_id)
-    zone = ZoneInfo(session.timezone)
-    meetings = (
-        await conn.execute(
-            select(Meeting.starts_at, Meeting.ends_at)
-            .where(Meeting.session_id == session_id, Meeting.status == SCHEDULED)
-            .order_by(Meeting.starts_at)
-        )
-    ).all()
-    days = list(dict.fromkeys(m.starts_at.astimezone(zone).date().isoformat() for m in meetings))
-    minutes = sum(int((m.ends_at - m.starts_at).total_seconds()) // 60 for m in meetings)
+    days, minutes = await meeting_days(conn, session_id, session.timezone)
     credit = session.credit_hours if session.credit_hours is not None else Decimal(minutes) / 60
     instructors = list(
         (
@@ -395,7 +390,7 @@ async def _current_facts(
         "provider": session.provider or issuer.provider,
         "instructors": instructors,
         "meeting_dates": days,
-        "credit_hours": _hours(Decimal(credit)),
+        "credit_hours": hours_text(Decimal(credit)),
         "completed_on": days[-1] if days else "",
         "timezone": session.timezone,
     }
@@ -411,6 +406,23 @@ async def _current_facts(
         for person in people
     }
     return facts, {person.id: person.email for person in people}
+
+
+async def meeting_days(
+    conn: AsyncConnection, session_id: int, timezone: str
+) -> tuple[list[str], int]:
+    """The local dates (ISO, each once, in order) the session meets on, and its minutes."""
+    zone = ZoneInfo(timezone)
+    meetings = (
+        await conn.execute(
+            select(Meeting.starts_at, Meeting.ends_at)
+            .where(Meeting.session_id == session_id, Meeting.status == SCHEDULED)
+            .order_by(Meeting.starts_at)
+        )
+    ).all()
+    days = list(dict.fromkeys(m.starts_at.astimezone(zone).date().isoformat() for m in meetings))
+    minutes = sum(int((m.ends_at - m.starts_at).total_seconds()) // 60 for m in meetings)
+    return days, minutes
 
 
 # -- the email -------------------------------------------------------------------------------

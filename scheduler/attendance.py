@@ -506,3 +506,26 @@ def import_json(result: ImportResult) -> dict[str, Any]:
             for p in result.unmatched
         ],
     }
+
+
+async def threshold_of(conn: AsyncConnection, session_id: int) -> int:
+    """The course's percent of a virtual meeting needed to be present."""
+    value = (
+        await conn.execute(
+            select(Course.attendance_threshold)
+            .join(TrainingSession, TrainingSession.course_id == Course.id)
+            .where(TrainingSession.id == session_id)
+        )
+    ).scalar_one()
+    return int(value)
+
+
+async def provider_of(conn: AsyncConnection, session_id: int) -> str:
+    value = (
+        await conn.execute(
+            select(Course.provider)
+            .join(TrainingSession, TrainingSession.course_id == Course.id)
+            .where(TrainingSession.id == session_id)
+        )
+    ).scalar_one()
+    return str(value or "")

@@ -48,11 +48,14 @@ def for_admin(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         if await signed_in_admin(request) is None:
             target = quote(request.url.path, safe="/")
             return RedirectResponse(f"/admin/login?next={target}", 303)
-        refused = await check_form(request)
-        if refused is not None:
-            return refused
-        actor = str(request.session.get("admin_email") or "admin")
-        return await handler(request, Desk("/admin", "admin/base.html", actor))
+        try:
+            refused = await check_form(request)
+            if refused is not None:
+                return refused
+            actor = str(request.session.get("admin_email") or "admin")
+            return await handler(request, Desk("/admin", "admin/base.html", actor))
+        finally:
+            await request.close()  # an uploaded report's spooled file
 
     wrapper.__name__ = f"admin_{handler.__name__}"
     return wrapper
@@ -63,11 +66,14 @@ def for_instructor(handler: Handler) -> Callable[[Request], Awaitable[Response]]
         instructor = await current_instructor(request)
         if instructor is None:
             return RedirectResponse(LOGIN_PATH, 303)
-        refused = await check_form(request)
-        if refused is not None:
-            return refused
-        desk = Desk("/instructor", "instructor/base.html", instructor.email, instructor)
-        return await handler(request, desk)
+        try:
+            refused = await check_form(request)
+            if refused is not None:
+                return refused
+            desk = Desk("/instructor", "instructor/base.html", instructor.email, instructor)
+            return await handler(request, desk)
+        finally:
+            await request.close()
 
     wrapper.__name__ = f"instructor_{handler.__name__}"
     return wrapper
@@ -205,10 +211,7 @@ async def _meeting_page(
         people=people,
         marks=marks,
         finalized=finalized,
-        errors={},
-        values={},
-        result=None,
-        **extra,
+        **{"errors": {}, "values": {}, "result": None, **extra},
     )
     return render(
         request, "attendance/meeting.html", context, status_code=status_code, private=True
@@ -365,12 +368,12 @@ async def checkin_screen(request: Request, desk: Desk) -> Response:
 
 
 async def checkin_qr(request: Request, desk: Desk) -> Response:
-    from scheduler import documents  # 14B's module
-
     session = await _session(request, desk)
     meeting = _meeting(request, session) if session else None
     if session is None or meeting is None:
         return _not_found(request)
+    from scheduler import documents  # 14B's module
+
     url = await _checkin_url(request, session.id, meeting.id)
     return Response(
         documents.qr_png(url), media_type="image/png", headers={"Cache-Control": "no-store"}
@@ -378,12 +381,12 @@ async def checkin_qr(request: Request, desk: Desk) -> Response:
 
 
 async def sign_in_sheet(request: Request, desk: Desk) -> Response:
-    from scheduler import documents  # 14B's module
-
     session = await _session(request, desk)
     meeting = _meeting(request, session) if session else None
     if session is None or meeting is None:
         return _not_found(request)
+    from scheduler import documents  # 14B's module
+
     url = await _checkin_url(request, session.id, meeting.id)
     async with request.state.db.read() as conn:
         people = await attendance.confirmed_people(conn, session.id)

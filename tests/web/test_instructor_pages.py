@@ -216,3 +216,31 @@ async def test_admin_reaches_every_sessions_attendance_pages(client, admin_heade
     assert await marks(db) == 1
     assert (await client.get(f"/admin/sessions/{session['id']}/meetings/99999")).status_code == 404
     assert (await client.get("/admin/sessions/99999/attendance")).status_code == 404
+
+
+async def test_course_form_sets_completion_and_keeps_what_was_typed(client, db):
+    csrf = await sign_in(client, db)
+    form = {
+        "slug": "report-writing",
+        "title": "Report Writing",
+        "delivery": "in_person",
+        "completion_rule": "percent_hours",
+        "completion_percent": "",
+        "credit_hours": "7.555",
+        "course_number": "DPSST-77",
+        "attendance_threshold": "75",
+    }
+    refused = await post_form(client, "/admin/courses/new", form, csrf)
+    assert refused.status_code == 422
+    assert 'id="completion_percent-error"' in refused.text
+    assert 'id="credit_hours-error"' in refused.text and 'value="7.555"' in refused.text
+    assert 'value="DPSST-77"' in refused.text
+    form.update(completion_percent="90", credit_hours="7.5")
+    created = await post_form(client, "/admin/courses/new", form, csrf)
+    assert created.status_code == 303, created.text
+    course = (await client.get("/api/courses/report-writing")).json()
+    assert course["completion"] == {"rule": "percent_hours", "percent": 90}
+    assert (course["credit_hours"], course["course_number"]) == (7.5, "DPSST-77")
+    assert course["attendance_threshold"] == 75
+    edit = (await client.get("/admin/courses/report-writing")).text
+    assert 'value="90"' in edit and 'value="7.50"' in edit

@@ -211,7 +211,7 @@ async def _meeting_page(
         people=people,
         marks=marks,
         finalized=finalized,
-        **{"errors": {}, "values": {}, "result": None, **extra},
+        **{"errors": {}, "values": {}, "result": None, "failed": "", **extra},
     )
     return render(
         request, "attendance/meeting.html", context, status_code=status_code, private=True
@@ -252,12 +252,33 @@ async def save_marks(request: Request, desk: Desk) -> Response:
         await attendance.record(request.state.db, session.id, request_marks, actor=desk.actor)
     except Invalid as exc:
         return await _meeting_page(
-            request, desk, session, meeting, status_code=422, errors=exc.fields, values=values
+            request,
+            desk,
+            session,
+            meeting,
+            status_code=422,
+            errors=_form_errors(exc.fields, marks),
+            values=values,
+            failed="marks",
         )
     except Gone as exc:
         return error_page(request, 410, "Not saved", exc.message)
     flash(request, f"Attendance saved for {len(marks)} people.")
     return RedirectResponse(f"{desk.base}/sessions/{session.id}/meetings/{meeting.id}", 303)
+
+
+def _form_errors(fields: dict[str, str], marks: list[dict[str, Any]]) -> dict[str, str]:
+    """``marks.N.minutes`` (the API's paths) as the form's own field, ``minutes-<id>``."""
+    errors: dict[str, str] = {}
+    for key, why in fields.items():
+        parts = key.split(".")
+        if len(parts) == 3 and parts[0] == "marks" and parts[1].isdigit():
+            mark = marks[int(parts[1])] if int(parts[1]) < len(marks) else {}
+            name = "minutes" if parts[2] == "minutes" else "mark"
+            errors[f"{name}-{mark.get('registration_id')}"] = f"{parts[2]} {why}"
+        else:
+            errors[key] = why
+    return errors
 
 
 async def import_report(request: Request, desk: Desk) -> Response:
@@ -280,7 +301,14 @@ async def import_report(request: Request, desk: Desk) -> Response:
         form = await request.form()
         values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
         return await _meeting_page(
-            request, desk, session, meeting, status_code=422, errors=exc.fields, values=values
+            request,
+            desk,
+            session,
+            meeting,
+            status_code=422,
+            errors=exc.fields,
+            values=values,
+            failed="import",
         )
     except Gone as exc:
         return error_page(request, 410, "Not imported", exc.message)
@@ -304,7 +332,14 @@ async def match_row(request: Request, desk: Desk) -> Response:
         errors["minutes"] = "The report's minutes are missing."
     if errors:
         return await _meeting_page(
-            request, desk, session, meeting, status_code=422, errors=errors, values=values
+            request,
+            desk,
+            session,
+            meeting,
+            status_code=422,
+            errors=errors,
+            values=values,
+            failed="match",
         )
     platform = values.get("platform", "")
     async with request.state.db.read() as conn:
@@ -328,7 +363,14 @@ async def match_row(request: Request, desk: Desk) -> Response:
         )
     except Invalid as exc:
         return await _meeting_page(
-            request, desk, session, meeting, status_code=422, errors=exc.fields, values=values
+            request,
+            desk,
+            session,
+            meeting,
+            status_code=422,
+            errors=exc.fields,
+            values=values,
+            failed="match",
         )
     flash(request, f"Matched: {minutes} minutes, {'present' if present else 'absent'}.")
     return RedirectResponse(f"{desk.base}/sessions/{session.id}/meetings/{meeting.id}", 303)

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from scheduler import attendance, catalog, completion
+from scheduler import attendance, catalog, completion, documents
 from scheduler.catalog import directory
 from scheduler.errors import Conflict, Gone, Invalid, NotFound
 from scheduler.web import attendance_api
@@ -414,8 +414,6 @@ async def checkin_qr(request: Request, desk: Desk) -> Response:
     meeting = _meeting(request, session) if session else None
     if session is None or meeting is None:
         return _not_found(request)
-    from scheduler import documents  # 14B's module
-
     url = await _checkin_url(request, session.id, meeting.id)
     return Response(
         documents.qr_png(url), media_type="image/png", headers={"Cache-Control": "no-store"}
@@ -427,8 +425,6 @@ async def sign_in_sheet(request: Request, desk: Desk) -> Response:
     meeting = _meeting(request, session) if session else None
     if session is None or meeting is None:
         return _not_found(request)
-    from scheduler import documents  # 14B's module
-
     url = await _checkin_url(request, session.id, meeting.id)
     async with request.state.db.read() as conn:
         people = await attendance.confirmed_people(conn, session.id)

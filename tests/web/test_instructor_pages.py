@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from notifications.models import Message
 from scheduler.models import Attendance
 from tests.attendance_support import register, two_day_session, utc_start, zoom_report
+from tests.support.pdf import pdf_qr_codes, pdf_text, png_qr_codes
 from tests.web.agency_client import follow_link, last_link
 from tests.web.page_client import csrf_from, post_form, sign_in
 
@@ -120,7 +121,16 @@ async def test_instructor_sees_and_marks_only_their_own_sessions(client, admin_h
     assert f'name="minutes-{ana["id"]}"' not in form_page.text  # minutes only for virtual seats
     screen = await client.get(f"/instructor/sessions/{mine['id']}/meetings/{day1}/checkin")
     assert screen.status_code == 200
-    assert re.search(r"http://testserver/checkin/[\w-]{20,}", screen.text)
+    checkin_url = re.search(r"http://testserver/checkin/[\w-]{20,}", screen.text).group(0)
+    qr = await client.get(f"/instructor/sessions/{mine['id']}/meetings/{day1}/checkin.png")
+    assert qr.headers["content-type"] == "image/png"
+    assert png_qr_codes(qr.content) == [checkin_url]
+    sheet = await client.get(f"/instructor/sessions/{mine['id']}/meetings/{day1}/sheet.pdf")
+    assert sheet.status_code == 200 and sheet.headers["content-type"] == "application/pdf"
+    text = pdf_text(sheet.content)
+    assert "Ana Diaz" in text and "Ben Ode" in text and "Springfield PD" in text
+    assert "Zed Other" not in text and "Day 1 of 2" in text and "Dana Cruz" in text
+    assert pdf_qr_codes(sheet.content) == [checkin_url]
 
     # No CSRF token: refused, nothing written.
     bare = await client.post(
@@ -214,6 +224,9 @@ async def test_admin_reaches_every_sessions_attendance_pages(client, admin_heade
     )
     assert saved.status_code == 303
     assert await marks(db) == 1
+    sheet = await client.get(f"/admin/sessions/{session['id']}/meetings/{day2}/sheet.pdf")
+    assert sheet.status_code == 200 and "Ana Diaz" in pdf_text(sheet.content)
+    assert "Day 2 of 2" in pdf_text(sheet.content)
     assert (await client.get(f"/admin/sessions/{session['id']}/meetings/99999")).status_code == 404
     assert (await client.get("/admin/sessions/99999/attendance")).status_code == 404
 

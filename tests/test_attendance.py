@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import httpx
 import time_machine
 from sqlalchemy import func, select
 
@@ -306,3 +307,42 @@ async def test_check_in_window_unknown_email_and_other_meetings_code(client, adm
         (ana["id"], day1["id"], "checkin")
     ]
     assert (await client.get("/checkin/not-a-real-code")).status_code == 404
+
+
+async def test_check_in_attempts_are_rate_limited_per_client(settings, client, admin_headers, db):
+    from asgi_lifespan import LifespanManager
+
+    from scheduler.app import create_app
+    from scheduler.models import Meeting
+
+    session = await two_day_session(client, admin_headers)
+    await register(client, session["id"], "Ana Diaz", "ana@pd.example.org", "in_person")
+    async with db.read() as conn:
+        code = (
+            await conn.execute(
+                select(Meeting.checkin_code).where(Meeting.id == session["meetings"][0]["id"])
+            )
+        ).scalar_one()
+    limited = create_app(settings.with_(rate_limit=3))
+    start = utc_start(session, 0)
+    async with LifespanManager(limited) as manager:
+        transport = httpx.ASGITransport(app=manager.app, client=("203.0.113.9", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            with time_machine.travel(start.replace(second=5) + timedelta(minutes=1), tick=False):
+                page = await c.get(f"/checkin/{code}")
+                csrf = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+                answers = [
+                    (
+                        await c.post(
+                            f"/checkin/{code}",
+                            data={"email": f"guess{n}@pd.example.org", "csrf_token": csrf},
+                        )
+                    ).status_code
+                    for n in range(4)
+                ]
+                refused = await c.post(
+                    f"/checkin/{code}", data={"email": "ana@pd.example.org", "csrf_token": csrf}
+                )
+    assert answers == [409, 409, 409, 429]
+    assert refused.status_code == 429 and "retry-after" in refused.headers
+    assert await count_marks(db) == 0

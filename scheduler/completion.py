@@ -23,6 +23,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notifications.models import utcnow
+from scheduler import certificates
 from scheduler.db import Database
 from scheduler.errors import Conflict, Gone, NotFound
 from scheduler.models import (
@@ -123,8 +124,6 @@ async def recompute_and_sync(
     conn: AsyncConnection, session_id: int, *, actor: str, reason: str | None, now: datetime
 ) -> Any:
     """After a change to a finalized roster: completions again, then the certificates."""
-    from scheduler import certificates  # 14B's module; imported late until it is merged
-
     await write_completions(conn, session_id, now)
     return await certificates.sync_session(conn, session_id, actor=actor, reason=reason, now=now)
 
@@ -176,8 +175,6 @@ async def finalize(
                 after={"completed": sum(o.completed for o in outcomes), "people": len(outcomes)},
             )
         )
-        from scheduler import certificates
-
         synced = await certificates.sync_session(
             conn, session_id, actor=actor, reason=None, now=now
         )

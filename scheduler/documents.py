@@ -12,6 +12,7 @@ import atexit
 import io
 import shutil
 import tempfile
+import threading
 import unicodedata
 from dataclasses import dataclass
 from functools import cache
@@ -230,8 +231,17 @@ def _font_path(style: str) -> Path:
 _UNUSED_TABLES = ("GSUB", "GPOS", "GDEF", "kern", "hdmx", "FFTM", "DSIG")
 
 
-@cache
+_FONTS_LOCK = threading.Lock()
+
+
 def _lean_fonts() -> dict[str, Path]:
+    # Certificates render in worker threads: the first two must not both write the fonts.
+    with _FONTS_LOCK:
+        return _write_lean_fonts()
+
+
+@cache
+def _write_lean_fonts() -> dict[str, Path]:
     """The two faces without the tables fpdf2 drops anyway, written once per process.
 
     This more than halves the time of a certificate (font loading and subsetting are most of

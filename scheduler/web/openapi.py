@@ -964,6 +964,92 @@ PATHS.update(
 )
 
 
+# -- certificates and training records (scheduler/web/certificates.py) -----------------------
+
+_RECORD_KEYS = (
+    "name",
+    "certification_number",
+    "state",
+    "agency",
+    "ori",
+    "course",
+    "course_number",
+    "provider",
+    "instructors",
+    "dates",
+    "hours",
+    "result",
+    "verification_code",
+)
+SCHEMAS["Verification"] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["status", "name", "course", "completed_on", "credit_hours"],
+    "properties": {
+        "status": {"enum": ["valid", "revoked"]},
+        "name": _STR,
+        "course": _STR,
+        "completed_on": {"type": "string", "format": "date"},
+        "credit_hours": {"type": "number"},
+    },
+}
+SCHEMAS["TrainingRecord"] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": [*_RECORD_KEYS, "session_id"],
+    "properties": {
+        **{key: _STR for key in _RECORD_KEYS},
+        "result": {"enum": ["completed", "not completed"]},
+        "session_id": _INT,
+    },
+}
+SCHEMAS["TrainingRecords"] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["records"],
+    "properties": {"records": {"type": "array", "items": _ref("TrainingRecord")}},
+}
+_FORMAT = _query("format", {"enum": ["json", "csv"]}, "csv: UTF-8 with BOM, formula-safe cells")
+_RECORDS_200 = {
+    "description": "Training records",
+    "content": {
+        "application/json": {"schema": _ref("TrainingRecords")},
+        "text/csv": {"schema": _STR},
+    },
+}
+PATHS["/api/verify/{code}"] = {
+    "parameters": [{"name": "code", "in": "path", "required": True, "schema": _STR}],
+    "get": {
+        "summary": "Verify a certificate: valid or revoked, with name, course, date and hours",
+        "responses": {
+            "200": _json(_ref("Verification"), "The certificate's status"),
+            **_errors(404, 429),
+        },
+    },
+}
+PATHS["/api/training-records"] = {
+    "get": {
+        "summary": "Training records of finalized sessions whose last meeting is in the range",
+        "security": _ADMIN,
+        "parameters": [
+            _query("from", {"type": "string", "format": "date"}, "first local date, inclusive"),
+            _query("to", {"type": "string", "format": "date"}, "last local date, inclusive"),
+            _FORMAT,
+        ],
+        "responses": {"200": _RECORDS_200, **_errors(401, 422)},
+    },
+}
+PATHS["/api/sessions/{session_id}/training-records"] = {
+    "parameters": [_SID],
+    "get": {
+        "summary": "Training records of one session (empty until it is finalized)",
+        "security": _ADMIN,
+        "parameters": [_FORMAT],
+        "responses": {"200": _RECORDS_200, **_errors(401, 404)},
+    },
+}
+
+
 def build_spec(base_url: str) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",

@@ -225,6 +225,11 @@ async def test_real_answers_match_the_spec(client, admin_headers, spec):
     for token in (seat["token"], wait["token"], online_seat["token"]):
         check(await client.get(f"/api/registrations/{token}"))
     check(await client.get("/api/registrations/unknown-token"))
+    # Certificates and training records (tests/web/test_certificates_web.py has the 200s).
+    check(await client.get("/api/verify/AAAA-BBBB-CCCC-DDDD"))  # 404
+    check(await client.get("/api/training-records", params={"from": "2026-01-01"}, headers=admin))
+    check(await client.get("/api/training-records", params={"to": "soon"}, headers=admin))  # 422
+    check(await client.get(f"/api/sessions/{sid}/training-records?format=csv", headers=admin))
 
     check(await client.get(url, headers=admin))
     check(await client.get(url + "?format=csv", headers=admin))

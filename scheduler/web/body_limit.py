@@ -11,29 +11,39 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from scheduler.errors import PayloadTooLarge
 from scheduler.web.errors import error_response
 
+# Attendance reports exported by Zoom or Teams are uploaded whole: they get a larger limit.
+UPLOAD_SUFFIXES = ("/attendance/import",)
+UPLOAD_MAX_BYTES = 4 * 1024 * 1024
+
 
 class BodyLimitMiddleware:
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = str(scope.get("path", ""))
+        max_bytes = (
+            max(UPLOAD_MAX_BYTES, self.default_max_bytes)
+            if path.endswith(UPLOAD_SUFFIXES)
+            else self.default_max_bytes
+        )
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
                     length = int(value)
                 except ValueError:
                     length = -1
-                if length > self.max_bytes or length < 0:
-                    error = PayloadTooLarge(self.max_bytes)
+                if length > max_bytes or length < 0:
+                    error = PayloadTooLarge(max_bytes)
                     response = error_response(413, error.code, error.message, error.fields)
                     await response(scope, receive, send)
                     return
         seen = 0
-        limit = self.max_bytes
+        limit = max_bytes
 
         async def counting_receive() -> Message:
             nonlocal seen

@@ -186,6 +186,39 @@ def test_every_page_meets_wcag_21_aa_and_reflows_at_320px(
     } <= axe.rules_run
 
 
+def test_attendance_and_checkin_pages_meet_wcag_21_aa(
+    seeded, browser: Browser, live, axe, shots, watch
+):
+    """The admin's attendance pages and the public check-in page, with a refused form."""
+    url = live.url
+    sid = seeded["session_id"]
+    page = watch.attach(browser.new_context(viewport={"width": 1280, "height": 900}).new_page())
+    page.goto(url + "/admin/login")
+    page.get_by_label("Email").fill(ADMIN_EMAIL)
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Upcoming sessions")).to_be_visible()
+    visit(page, url + f"/admin/sessions/{sid}/attendance", "admin-attendance-grid", axe, shots)
+    page.get_by_role("link", name=re.compile("^Mark attendance")).first.click()
+    visit(page, "", "admin-attendance-meeting", axe, shots)
+    page.get_by_role("button", name="Import report").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    visit(page, "", "admin-attendance-import-errors", axe, shots)
+    page.go_back()
+    page.get_by_role("link", name="Check-in screen").click()
+    visit(page, "", "admin-checkin-screen", axe, shots)
+    page.goto(page.locator(".checkin-url a").inner_text())
+    visit(page, "", "checkin", axe, shots)
+    page.get_by_role("button", name="Check me in").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    visit(page, "", "checkin-errors", axe, shots)
+    page.goto(url + "/instructor/login")
+    visit(page, "", "instructor-login", axe, shots)
+    expected = re.compile(r"Failed to load resource: .* status of 422")
+    assert [p for p in watch.problems if not expected.search(p)] == []
+    assert len(axe.pages) == 16
+
+
 def confirmation_html(folder: Path) -> str:
     """The HTML part of the first confirmation email the server has written out."""
     import time

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import segno
 from fpdf import FPDF
+from fpdf.enums import XPos, YPos
 
 
 def render(lines: list[tuple[str, str, float]], url: str, fonts: dict[str, Path]) -> bytes:
@@ -24,12 +25,24 @@ def render(lines: list[tuple[str, str, float]], url: str, fonts: dict[str, Path]
     pdf.set_y(22)
     for text, style, size in lines:
         pdf.set_font("Face", style, size)
-        pdf.multi_cell(0, size * 0.5, text, align="C")
+        pdf.multi_cell(0, size * 0.5, text, align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     qr = segno.make(url, error="m")
     step = 32 / (len(qr.matrix) + 8)
     x0, y0 = pdf.w - 52, pdf.h - 50
     for r, row in enumerate(qr.matrix):
-        for c, dark in enumerate(row):
-            if dark:
-                pdf.rect(x0 + (c + 4) * step, y0 + (r + 4) * step, step, step, style="F")
+        c = 0
+        while c < len(row):  # one rectangle per run of dark modules
+            start = c
+            while c < len(row) and row[c]:
+                c += 1
+            if c > start:
+                pdf.rect(
+                    x0 + (start + 4) * step,
+                    y0 + (r + 4) * step,
+                    (c - start) * step,
+                    step,
+                    style="F",
+                )
+            else:
+                c += 1
     return bytes(pdf.output())

@@ -119,7 +119,6 @@ async def training_page(request: Request) -> Response:
             "page_title": "Your training record",
             "token": token,
             "courses": courses,
-            "format_date": format_date,
         },
         private=True,
     )

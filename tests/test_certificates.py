@@ -304,3 +304,18 @@ async def test_codes_never_repeat_across_100000_issued(client, admin_headers, db
     with pytest.raises(IntegrityError):
         async with db.write() as conn:
             await conn.execute(insert(Certificate), [{**rows[0], "code": codes[12_345]}])
+
+
+def test_the_provider_name_setting(tmp_path) -> None:
+    from scheduler.config import ConfigError, Settings
+
+    env = {"SCHEDULER_SECRET_KEY": "x" * 32}
+    assert (
+        Settings.from_env(env, env_file=None).provider_name
+        == "National De-escalation Training Network"
+    )
+    named = Settings.from_env({**env, "SCHEDULER_PROVIDER_NAME": " Oregon DPSST "}, env_file=None)
+    assert named.provider_name == "Oregon DPSST"
+    assert Issuer.from_settings(named).provider == "Oregon DPSST"
+    with pytest.raises(ConfigError, match="SCHEDULER_PROVIDER_NAME"):
+        Settings.from_env({**env, "SCHEDULER_PROVIDER_NAME": "a\nb"}, env_file=None)

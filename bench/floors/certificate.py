@@ -15,11 +15,20 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
 
-def render(lines: list[tuple[str, str, float]], url: str, fonts: dict[str, Path]) -> bytes:
-    """``lines`` of (text, style, size), centred, and ``url`` as a QR code; the PDF bytes."""
+def render(
+    lines: list[tuple[str, str, float]], url: str, fonts: dict[str, Path], *, tuned: bool = True
+) -> bytes:
+    """``lines`` of (text, style, size), centred, and ``url`` as a QR code; the PDF bytes.
+
+    ``tuned`` skips recomputing the subset's bounding boxes on save (fpdf2's font objects
+    expose the fontTools font), the cheapest correct setting; the old floor leaves it on.
+    """
     pdf = FPDF(orientation="L", unit="mm", format="Letter")
     for style, path in fonts.items():
         pdf.add_font("Face", style, path)
+    if tuned:
+        for font in pdf.fonts.values():
+            font.ttfont.recalcBBoxes = False
     pdf.set_auto_page_break(auto=False)
     pdf.add_page()
     pdf.set_y(22)

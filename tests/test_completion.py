@@ -13,6 +13,7 @@ from sqlalchemy import select
 from scheduler.models import Certificate, Meeting, RosterAudit
 from tests.attendance_support import register, teams_report, two_day_session, utc_start, zoom_report
 from tests.notifications.test_delivery import deliver
+from tests.support.pdf import pdf_text
 from tests.web.page_client import csrf_from
 
 
@@ -25,7 +26,11 @@ async def check_in(client, code: str, email: str) -> str:
 
 
 def certificate_mails(messages) -> dict[str, object]:
-    return {str(m["To"]).lower(): m for m in messages if m["X-Outbox-Kind"] == "certificate"}
+    return {
+        m["To"].addresses[0].addr_spec.lower(): m
+        for m in messages
+        if m["X-Outbox-Kind"] == "certificate"
+    }
 
 
 async def test_two_day_session_to_certificates_and_amendments(
@@ -113,6 +118,8 @@ async def test_two_day_session_to_certificates_and_amendments(
         assert set(mails) == {"ana@pd.example.org", "ben@pd.example.org"}
         attachments = list(mails["ana@pd.example.org"].iter_attachments())
         assert [a.get_content_type() for a in attachments] == ["application/pdf"]
+        printed = pdf_text(attachments[0].get_content())
+        assert "Ana Diaz" in printed and "RW-101" in printed and "Report Writing" in printed
 
         # After finalizing, a change needs a reason.
         fix = {"meeting_id": day1, "marks": [{"registration_id": dev["id"], "present": True}]}
@@ -156,7 +163,7 @@ async def test_two_day_session_to_certificates_and_amendments(
     assert dev_change.registration_id == dev["id"] and dev_change.meeting_id == day1
     assert dev_change.before is None and dev_change.after == {"present": True, "minutes": None}
     assert dev_change.reason.startswith("Dev signed") and dev_change.actor == "token:tests"
-    assert trail[2].before == {"present": True, "minutes": 235}
+    assert trail[2].before == {"present": True, "minutes": 238}
     status = {(c.registration_id, c.status) for c in certificates}
     assert (ana["id"], "valid") in status and (dev["id"], "valid") in status
     assert (ben["id"], "revoked") in status and (ben["id"], "valid") not in status

@@ -119,7 +119,8 @@ async def test_two_day_session_to_certificates_and_amendments(
         attachments = list(mails["ana@pd.example.org"].iter_attachments())
         assert [a.get_content_type() for a in attachments] == ["application/pdf"]
         printed = pdf_text(attachments[0].get_content())
-        assert "Ana Diaz" in printed and "RW-101" in printed and "Report Writing" in printed
+        assert "Ana Diaz" in printed and "RW-101" in printed and "Managing Bias" in printed
+        assert "http://testserver/verify/" in printed
 
         # After finalizing, a change needs a reason.
         fix = {"meeting_id": day1, "marks": [{"registration_id": dev["id"], "present": True}]}

@@ -180,3 +180,37 @@ async def _upload(client, headers, sid, meeting_id, platform, data) -> dict:
     )
     assert response.status_code == 200, response.text
     return dict(response.json())
+
+
+async def test_percent_of_contact_hours_counts_minutes_of_present_marks(client, admin_headers):
+    session = await two_day_session(
+        client, admin_headers, completion={"rule": "percent_hours", "percent": 75}
+    )
+    sid = session["id"]
+    day1, day2 = (m["id"] for m in session["meetings"])
+    ana = await register(client, sid, "Ana Diaz", "ana@pd.example.org", "virtual")
+    ben = await register(client, sid, "Ben Ode", "ben@pd.example.org", "in_person")
+    url = f"/api/sessions/{sid}"
+    for meeting, marks in (
+        (day1, [(ana, True, None), (ben, True, None)]),
+        (day2, [(ana, True, 125), (ben, False, None)]),  # 240 + 125 of 480: 76 %
+    ):
+        body = {
+            "meeting_id": meeting,
+            "marks": [
+                {"registration_id": r["id"], "present": p, "minutes": m} for r, p, m in marks
+            ],
+        }
+        assert (
+            await client.put(f"{url}/attendance", json=body, headers=admin_headers)
+        ).status_code == 200
+    with time_machine.travel(utc_start(session, 1) + timedelta(hours=4), tick=False):
+        done = await client.post(f"{url}/finalize", headers=admin_headers)
+    assert done.status_code == 200, done.text
+    outcome = {
+        c["name"]: (c["completed"], c["attended_minutes"]) for c in done.json()["completions"]
+    }
+    assert outcome == {"Ana Diaz": (True, 365), "Ben Ode": (False, 240)}
+    assert done.json()["certificates"]["issued"] == 1
+    listed = (await client.get(f"{url}/completions", headers=admin_headers)).json()
+    assert listed["contact_minutes"] == 480 and listed["finalized_by"] == "token:tests"

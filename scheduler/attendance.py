@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from notifications.models import utcnow
 from scheduler import attendance_reports, completion
 from scheduler.attendance_reports import ReportPerson, name_key
+from scheduler.certificates import Issuer
 from scheduler.db import Database
 from scheduler.errors import Gone, Invalid, NotFound
 from scheduler.models import (
@@ -167,6 +168,7 @@ async def record(
     actor: str,
     source: str = "manual",
     now: datetime | None = None,
+    issuer: Issuer | None = None,
 ) -> dict[str, Any]:
     """Write marks for one meeting; returns ``{meeting_id, marked, audited}``.
 
@@ -175,7 +177,9 @@ async def record(
     """
     now = now or utcnow()
     async with db.write() as conn:
-        return await _write_marks(conn, session_id, request, actor=actor, source=source, now=now)
+        return await _write_marks(
+            conn, session_id, request, actor=actor, source=source, now=now, issuer=issuer
+        )
 
 
 async def _write_marks(
@@ -186,6 +190,7 @@ async def _write_marks(
     actor: str,
     source: str,
     now: datetime,
+    issuer: Issuer | None = None,
 ) -> dict[str, Any]:
     session = await _lock_session(conn, session_id)
     meeting = await meeting_of(conn, session_id, request.meeting_id)
@@ -257,7 +262,7 @@ async def _write_marks(
             audited += 1
         if audited:
             await completion.recompute_and_sync(
-                conn, session_id, actor=actor, reason=request.reason, now=now
+                conn, session_id, actor=actor, reason=request.reason, now=now, issuer=issuer
             )
     return {"meeting_id": meeting.id, "marked": len(request.marks), "audited": audited}
 
@@ -447,6 +452,7 @@ async def import_report(
     actor: str,
     reason: str | None = None,
     now: datetime | None = None,
+    issuer: Issuer | None = None,
 ) -> ImportResult:
     """Read a Zoom or Teams report and mark the people it matches (summed over rejoins).
 
@@ -479,7 +485,9 @@ async def import_report(
                 tuple(Mark(m.registration_id, m.present, m.minutes) for m in matched),
                 reason,
             )
-            await _write_marks(conn, session_id, request, actor=actor, source=platform, now=now)
+            await _write_marks(
+                conn, session_id, request, actor=actor, source=platform, now=now, issuer=issuer
+            )
         return ImportResult(meeting.id, meeting.minutes, threshold, matched, tuple(unmatched))
 
 

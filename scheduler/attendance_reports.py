@@ -13,7 +13,9 @@ can act on (wrong platform, wrong columns, not a CSV at all).
   Participants`` (``Name``, ``First Join``, ``Last Leave``, ``In-Meeting Duration``, ``Email``,
   ``Participant ID (UPN)``, ``Role``; one row per person) and ``3. In-Meeting Activities`` (one
   row per join). The older export has a ``Meeting Summary`` block and one table of ``Full
-  Name``, ``Join Time``, ``Leave Time``, ``Duration``, ``Email``. Durations read ``1h 2m 3s``.
+  Name``, ``Join Time``, ``Leave Time``, ``Duration``, ``Email``; the first (2020) had one
+  row per event, ``Full Name``, ``User Action`` (Joined/Left), ``Timestamp``, paired here.
+  Durations read ``1h 2m 3s``.
   The first participant table is used, so a person is never counted from two sections.
 """
 
@@ -25,6 +27,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from scheduler.errors import Invalid
 
@@ -64,6 +67,9 @@ def read_report(platform: str, data: bytes) -> list[ReportPerson]:
         raise Invalid({"platform": f"must be one of {', '.join(PLATFORMS)}"})
     text = _decode(data)
     rows = list(_rows(text))
+    events = _read_events(rows)
+    if events is not None:
+        return events
     header_at, columns = _find_header(rows)
     if header_at is None or columns is None:
         raise Invalid(
@@ -99,6 +105,69 @@ def read_report(platform: str, data: bytes) -> list[ReportPerson]:
         if len(people) > MAX_ROWS:
             raise Invalid({"file": f"has more than {MAX_ROWS} participants"})
     return list(people.values())
+
+
+# Teams' first attendance download (2020): one row per event, "Joined" or "Left".
+EVENT_COLUMNS = ("full name", "user action", "timestamp")
+TIMESTAMP_FORMATS = (
+    "%m/%d/%Y, %I:%M:%S %p",
+    "%m/%d/%y, %I:%M:%S %p",
+    "%m/%d/%Y %I:%M:%S %p",
+    "%d/%m/%Y, %H:%M:%S",
+    "%Y-%m-%d %H:%M:%S",
+)
+
+
+def _read_events(rows: list[list[str]]) -> list[ReportPerson] | None:
+    """Teams' older ``Full Name, User Action, Timestamp`` export: each Joined is paired with
+    the next Left of the same name (a missing Left counts up to the last event of the report).
+    None when the report is not in that layout."""
+    headers = [
+        (at, [cell.strip().casefold() for cell in row])
+        for at, row in enumerate(rows)
+        if all(name in (c.strip().casefold() for c in row) for name in EVENT_COLUMNS)
+    ]
+    if not headers:
+        return None
+    index, cells = headers[0]
+    name_col, action_col, time_col = (cells.index(n) for n in EVENT_COLUMNS)
+    joined: dict[str, datetime] = {}
+    seconds: dict[str, float] = {}
+    names: dict[str, str] = {}
+    rejoins: dict[str, int] = {}
+    last: datetime | None = None
+    for number, row in enumerate(rows[index + 1 :], start=1):
+        if not any(cell.strip() for cell in row):
+            break
+        name = _cell(row, name_col)
+        action = _cell(row, action_col).casefold()
+        at = _timestamp(_cell(row, time_col))
+        if at is None:
+            raise Invalid({"file": f"row {number}: the timestamp is not readable"})
+        key = name_key(name)
+        names.setdefault(key, name)
+        last = at if last is None or at > last else last
+        if action.startswith("join"):
+            joined.setdefault(key, at)
+            rejoins[key] = rejoins.get(key, 0) + 1
+        elif action.startswith("left") and key in joined:
+            seconds[key] = seconds.get(key, 0) + (at - joined.pop(key)).total_seconds()
+    for key, at in joined.items():
+        if last is not None:
+            seconds[key] = seconds.get(key, 0) + (last - at).total_seconds()
+    return [
+        ReportPerson(names[key], None, int((seconds.get(key, 0) + 30) // 60), rejoins.get(key, 0))
+        for key in names
+    ]
+
+
+def _timestamp(value: str) -> datetime | None:
+    for fmt in TIMESTAMP_FORMATS:
+        try:
+            return datetime.strptime(value.strip(), fmt)
+        except ValueError:
+            continue
+    return None
 
 
 def _decode(data: bytes) -> str:

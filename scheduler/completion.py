@@ -121,15 +121,28 @@ async def write_completions(conn: AsyncConnection, session_id: int, now: datetim
 
 
 async def recompute_and_sync(
-    conn: AsyncConnection, session_id: int, *, actor: str, reason: str | None, now: datetime
+    conn: AsyncConnection,
+    session_id: int,
+    *,
+    actor: str,
+    reason: str | None,
+    now: datetime,
+    issuer: certificates.Issuer | None = None,
 ) -> Any:
     """After a change to a finalized roster: completions again, then the certificates."""
     await write_completions(conn, session_id, now)
-    return await certificates.sync_session(conn, session_id, actor=actor, reason=reason, now=now)
+    return await certificates.sync_session(
+        conn, session_id, actor=actor, reason=reason, now=now, issuer=issuer
+    )
 
 
 async def finalize(
-    db: Database, session_id: int, *, actor: str, now: datetime | None = None
+    db: Database,
+    session_id: int,
+    *,
+    actor: str,
+    now: datetime | None = None,
+    issuer: certificates.Issuer | None = None,
 ) -> dict[str, Any]:
     """Compute completions, lock the roster and issue certificates; returns the summary.
 
@@ -176,7 +189,7 @@ async def finalize(
             )
         )
         synced = await certificates.sync_session(
-            conn, session_id, actor=actor, reason=None, now=now
+            conn, session_id, actor=actor, reason=None, now=now, issuer=issuer
         )
     return {
         "session_id": session_id,

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from scheduler.models import Certificate, Meeting, RosterAudit
 from tests.attendance_support import register, teams_report, two_day_session, utc_start, zoom_report
 from tests.notifications.test_delivery import deliver
+from tests.support.pdf import pdf_text
 from tests.web.page_client import csrf_from
 
 
@@ -25,7 +26,11 @@ async def check_in(client, code: str, email: str) -> str:
 
 
 def certificate_mails(messages) -> dict[str, object]:
-    return {str(m["To"]).lower(): m for m in messages if m["X-Outbox-Kind"] == "certificate"}
+    return {
+        m["To"].addresses[0].addr_spec.lower(): m
+        for m in messages
+        if m["X-Outbox-Kind"] == "certificate"
+    }
 
 
 async def test_two_day_session_to_certificates_and_amendments(
@@ -113,6 +118,9 @@ async def test_two_day_session_to_certificates_and_amendments(
         assert set(mails) == {"ana@pd.example.org", "ben@pd.example.org"}
         attachments = list(mails["ana@pd.example.org"].iter_attachments())
         assert [a.get_content_type() for a in attachments] == ["application/pdf"]
+        printed = pdf_text(attachments[0].get_content())
+        assert "Ana Diaz" in printed and "RW-101" in printed and "Managing Bias" in printed
+        assert "http://testserver/verify/" in printed
 
         # After finalizing, a change needs a reason.
         fix = {"meeting_id": day1, "marks": [{"registration_id": dev["id"], "present": True}]}
@@ -156,7 +164,7 @@ async def test_two_day_session_to_certificates_and_amendments(
     assert dev_change.registration_id == dev["id"] and dev_change.meeting_id == day1
     assert dev_change.before is None and dev_change.after == {"present": True, "minutes": None}
     assert dev_change.reason.startswith("Dev signed") and dev_change.actor == "token:tests"
-    assert trail[2].before == {"present": True, "minutes": 235}
+    assert trail[2].before == {"present": True, "minutes": 238}
     status = {(c.registration_id, c.status) for c in certificates}
     assert (ana["id"], "valid") in status and (dev["id"], "valid") in status
     assert (ben["id"], "revoked") in status and (ben["id"], "valid") not in status
@@ -172,3 +180,37 @@ async def _upload(client, headers, sid, meeting_id, platform, data) -> dict:
     )
     assert response.status_code == 200, response.text
     return dict(response.json())
+
+
+async def test_percent_of_contact_hours_counts_minutes_of_present_marks(client, admin_headers):
+    session = await two_day_session(
+        client, admin_headers, completion={"rule": "percent_hours", "percent": 75}
+    )
+    sid = session["id"]
+    day1, day2 = (m["id"] for m in session["meetings"])
+    ana = await register(client, sid, "Ana Diaz", "ana@pd.example.org", "virtual")
+    ben = await register(client, sid, "Ben Ode", "ben@pd.example.org", "in_person")
+    url = f"/api/sessions/{sid}"
+    for meeting, marks in (
+        (day1, [(ana, True, None), (ben, True, None)]),
+        (day2, [(ana, True, 125), (ben, False, None)]),  # 240 + 125 of 480: 76 %
+    ):
+        body = {
+            "meeting_id": meeting,
+            "marks": [
+                {"registration_id": r["id"], "present": p, "minutes": m} for r, p, m in marks
+            ],
+        }
+        assert (
+            await client.put(f"{url}/attendance", json=body, headers=admin_headers)
+        ).status_code == 200
+    with time_machine.travel(utc_start(session, 1) + timedelta(hours=4), tick=False):
+        done = await client.post(f"{url}/finalize", headers=admin_headers)
+    assert done.status_code == 200, done.text
+    outcome = {
+        c["name"]: (c["completed"], c["attended_minutes"]) for c in done.json()["completions"]
+    }
+    assert outcome == {"Ana Diaz": (True, 365), "Ben Ode": (False, 240)}
+    assert done.json()["certificates"]["issued"] == 1
+    listed = (await client.get(f"{url}/completions", headers=admin_headers)).json()
+    assert listed["contact_minutes"] == 480 and listed["finalized_by"] == "token:tests"

@@ -12,12 +12,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from scheduler import attendance, catalog, completion
+from scheduler import attendance, catalog, certificates, completion
 from scheduler.attendance_reports import PLATFORMS
 from scheduler.errors import Invalid
 from scheduler.web.api import NO_STORE, path_int, read_json, require_admin
 from scheduler.web.params import db_of as _db
 from scheduler.web.params import parse_id
+from scheduler.web.params import settings_of as _settings
 
 # The largest report read (the request itself may be a little larger: the multipart framing).
 MAX_REPORT_BYTES = 3 * 1024 * 1024
@@ -25,6 +26,11 @@ MAX_REPORT_BYTES = 3 * 1024 * 1024
 
 def iso(instant: datetime) -> str:
     return instant.isoformat()
+
+
+def issuer_of(request: Request) -> certificates.Issuer:
+    """Certificates name this site's provider and verification URL (``SCHEDULER_BASE_URL``)."""
+    return certificates.Issuer.from_settings(_settings(request))
 
 
 def _actor(token: Any) -> str:
@@ -35,7 +41,9 @@ async def put_attendance(request: Request) -> Response:
     token = await require_admin(request)
     session_id = path_int(request, "session_id")
     marks = attendance.parse_marks(await read_json(request))
-    result = await attendance.record(_db(request), session_id, marks, actor=_actor(token))
+    result = await attendance.record(
+        _db(request), session_id, marks, actor=_actor(token), issuer=issuer_of(request)
+    )
     return JSONResponse(result, headers=NO_STORE)
 
 
@@ -104,7 +112,14 @@ async def import_attendance(request: Request) -> Response:
     session_id = path_int(request, "session_id")
     meeting_id, platform, data, reason = await read_upload(request)
     result = await attendance.import_report(
-        _db(request), session_id, meeting_id, platform, data, actor=_actor(token), reason=reason
+        _db(request),
+        session_id,
+        meeting_id,
+        platform,
+        data,
+        actor=_actor(token),
+        reason=reason,
+        issuer=issuer_of(request),
     )
     return JSONResponse(attendance.import_json(result), headers=NO_STORE)
 
@@ -112,7 +127,9 @@ async def import_attendance(request: Request) -> Response:
 async def finalize(request: Request) -> Response:
     token = await require_admin(request)
     session_id = path_int(request, "session_id")
-    result = await completion.finalize(_db(request), session_id, actor=_actor(token))
+    result = await completion.finalize(
+        _db(request), session_id, actor=_actor(token), issuer=issuer_of(request)
+    )
     result["finalized_at"] = iso(result["finalized_at"])
     return JSONResponse(result, headers=NO_STORE)
 

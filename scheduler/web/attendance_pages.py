@@ -23,6 +23,7 @@ from scheduler import attendance, catalog, completion, documents
 from scheduler.catalog import directory
 from scheduler.errors import Conflict, Gone, Invalid, NotFound
 from scheduler.web import attendance_api
+from scheduler.web.attendance_api import issuer_of
 from scheduler.web.auth import check_form, signed_in_admin
 from scheduler.web.instructor_auth import LOGIN_PATH, current_instructor
 from scheduler.web.pages import error_page, flash, meeting_when, render
@@ -173,7 +174,9 @@ async def finalize(request: Request, desk: Desk) -> Response:
     if session is None:
         return _not_found(request)
     try:
-        result = await completion.finalize(request.state.db, session.id, actor=desk.actor)
+        result = await completion.finalize(
+            request.state.db, session.id, actor=desk.actor, issuer=issuer_of(request)
+        )
     except (Conflict, Gone) as exc:
         flash(request, f"Not finalized: {exc.message}.")
     else:
@@ -249,7 +252,13 @@ async def save_marks(request: Request, desk: Desk) -> Response:
     body = {"meeting_id": meeting.id, "marks": marks, "reason": values.get("reason", "")}
     try:
         request_marks = attendance.parse_marks(body)
-        await attendance.record(request.state.db, session.id, request_marks, actor=desk.actor)
+        await attendance.record(
+            request.state.db,
+            session.id,
+            request_marks,
+            actor=desk.actor,
+            issuer=issuer_of(request),
+        )
     except Invalid as exc:
         return await _meeting_page(
             request,
@@ -296,6 +305,7 @@ async def import_report(request: Request, desk: Desk) -> Response:
             data,
             actor=desk.actor,
             reason=reason,
+            issuer=issuer_of(request),
         )
     except Invalid as exc:
         form = await request.form()
@@ -360,6 +370,7 @@ async def match_row(request: Request, desk: Desk) -> Response:
             attendance.parse_marks(body),
             actor=desk.actor,
             source=platform if platform in ("zoom", "teams") else "manual",
+            issuer=issuer_of(request),
         )
     except Invalid as exc:
         return await _meeting_page(

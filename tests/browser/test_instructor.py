@@ -123,7 +123,7 @@ def wait_for_link(smtp: Any, recipient: str) -> str:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         for message in smtp.messages:
-            if str(message["To"]).lower() == recipient:
+            if message["To"].addresses[0].addr_spec.lower() == recipient:
                 body = message.get_body(preferencelist=("plain",))
                 found = LINK.search(str(body.get_content()) if body else "")
                 if found:

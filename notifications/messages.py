@@ -50,6 +50,8 @@ KINDS = (
     "hold_released",
     "coordinator_invitation",
     "sign_in_link",
+    # A certificate of completion, its PDF attached.
+    "certificate",
 )
 
 
@@ -59,6 +61,16 @@ class Invite:
 
     data: bytes
     method: str
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file sent with a message, e.g. a certificate's PDF."""
+
+    data: bytes
+    filename: str
+    maintype: str = "application"
+    subtype: str = "octet-stream"
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,8 @@ class MailContent:
     follow_ups: tuple[Invite, ...] = ()
     # Further invites attached as files, e.g. the CANCEL of the session a person moved from.
     attachments: tuple[Invite, ...] = ()
+    # Other files, attached as they are.
+    files: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -319,6 +333,10 @@ class Mailer:
                 maintype="application",
                 subtype="ics",
                 filename="cancel.ics" if extra.method == "CANCEL" else "invite.ics",
+            )
+        for file in content.files:
+            email.add_attachment(
+                file.data, maintype=file.maintype, subtype=file.subtype, filename=file.filename
             )
         return email
 

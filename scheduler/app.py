@@ -25,15 +25,20 @@ from scheduler.web import (
     agency_holds,
     agency_people,
     api,
+    attendance_api,
+    attendance_pages,
+    certificates,
+    checkin,
     feeds,
     finder,
+    instructor_auth,
     lookup,
     metrics,
     openapi,
     public,
 )
 from scheduler.web.auth import session_middleware
-from scheduler.web.body_limit import BodyLimitMiddleware
+from scheduler.web.body_limit import ATTENDANCE_MAX_BYTES, ATTENDANCE_UPLOADS, BodyLimitMiddleware
 from scheduler.web.errors import EXCEPTION_HANDLERS
 from scheduler.web.middleware import RequestMiddleware
 from scheduler.web.pages import STATIC_DIR, SecurityHeadersMiddleware, make_templates
@@ -63,11 +68,16 @@ def create_app(settings: Settings) -> Starlette:
         *metrics.routes,
         *openapi.routes,
         *api.routes,
+        *attendance_api.routes,
         *finder.routes,
         *lookup.routes,
+        *certificates.routes,
         *agency_api.routes,
         *public.routes,
+        *checkin.routes,
         *admin.routes,
+        *attendance_pages.routes,
+        *instructor_auth.routes,
         *agency_auth.routes,
         *agency_console.routes,
         *agency_batch.routes,
@@ -86,6 +96,7 @@ def create_app(settings: Settings) -> Starlette:
                 uploads=(
                     (agency_batch.UPLOAD_PATHS, agency_batch.UPLOAD_MAX_BYTES),
                     (admin_agency_import.UPLOAD_PATTERN, admin_agency_import.UPLOAD_MAX_BODY),
+                    (ATTENDANCE_UPLOADS, ATTENDANCE_MAX_BYTES),
                 ),
             ),
             Middleware(SecurityHeadersMiddleware),

@@ -72,6 +72,8 @@ class Settings:
     personal_data_retention: timedelta | None = None
     # Time an instructor or a room needs between two sessions' meetings (invariant 8).
     travel_buffer: timedelta = timedelta(0)
+    # The training provider printed on certificates and exports when a course names none.
+    provider_name: str = "National De-escalation Training Network"
 
     @property
     def is_sqlite(self) -> bool:
@@ -129,6 +131,12 @@ class Settings:
                     "SCHEDULER_REPLY_TO", reply_to, "use an address like Training Team <t@x.org>"
                 )
             kwargs["reply_to"] = reply_to
+        if (provider := get("PROVIDER_NAME")) is not None:
+            if len(provider) > 200 or any(c in provider for c in "\r\n"):
+                raise ConfigError(
+                    "SCHEDULER_PROVIDER_NAME", provider, "use one line of at most 200 characters"
+                )
+            kwargs["provider_name"] = provider.strip()
         if (admin_zone := get("ADMIN_TIMEZONE")) is not None:
             try:
                 ZoneInfo(admin_zone)

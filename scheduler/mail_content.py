@@ -31,6 +31,7 @@ from scheduler import calendar
 from scheduler.catalog import CourseView, SessionView, list_courses, load_sessions
 from scheduler.catalog.directory import get_instructor
 from scheduler.catalog.views import MeetingView
+from scheduler.certificates import CERTIFICATE, certificate_mail
 from scheduler.config import Settings
 from scheduler.db import Database
 from scheduler.errors import NotFound
@@ -92,6 +93,9 @@ class MailContextProvider:
             for message in messages:
                 if message.id in lookups:
                     plans.append(lookups[message.id])
+                    continue
+                if message.kind == CERTIFICATE:
+                    plans.append(await certificate_mail(conn, message, self.settings.base_url))
                     continue
                 if message.kind in AGENCY_KINDS:
                     plans.append(self.agency_plan(message, sessions, courses))

@@ -7,15 +7,20 @@ constraint keeps within capacity, so invariant 1 holds even if code above it wer
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
+    Numeric,
     String,
     Text,
     UniqueConstraint,
@@ -36,7 +41,10 @@ __all__ = [
     "Agency",
     "AgencyImport",
     "ApiToken",
+    "Attendance",
     "Base",
+    "Certificate",
+    "Completion",
     "Course",
     "Hold",
     "Instructor",
@@ -44,6 +52,7 @@ __all__ = [
     "Meeting",
     "RateLimitWindow",
     "Registration",
+    "RosterAudit",
     "SeatPool",
     "SessionInstructor",
     "SignInLink",
@@ -66,6 +75,16 @@ AGENCY_TYPES = ("municipal", "sheriff", "state", "tribal", "campus", "federal", 
 HOLD_ACTIVE = "active"
 HOLD_RELEASED = "released"
 ROLES = ("admin", "coordinator", "instructor")
+# How a course is completed: every meeting attended, or a share of the contact hours.
+COMPLETION_RULES = ("all_meetings", "percent_hours")
+# Where an attendance mark came from.
+ATTENDANCE_SOURCES = ("manual", "checkin", "zoom", "teams")
+CERTIFICATE_STATUSES = ("valid", "revoked")
+
+
+def new_checkin_code() -> str:
+    """A meeting's check-in code: 144 random bits, URL-safe (the QR code on sheet and screen)."""
+    return secrets.token_urlsafe(18)
 
 
 class Course(Base):
@@ -80,8 +99,36 @@ class Course(Base):
     # Comma-separated subset of DELIVERY, e.g. "in_person,virtual".
     delivery: Mapped[str] = mapped_column(String(40), default="in_person,virtual")
     online_url: Mapped[str | None] = mapped_column(String(2000), default=None)
+    # Completion: every meeting, or ``completion_percent`` % of the session's contact hours.
+    completion_rule: Mapped[str] = mapped_column(
+        String(16), default="all_meetings", server_default="all_meetings"
+    )
+    completion_percent: Mapped[int | None] = mapped_column(Integer, default=None)
+    # Printed on certificates; NULL means the session's contact hours.
+    credit_hours: Mapped[Decimal | None] = mapped_column(Numeric(6, 2), default=None)
+    course_number: Mapped[str | None] = mapped_column(String(40), default=None)
+    # Percent of a virtual meeting's minutes a person needs to count as present.
+    attendance_threshold: Mapped[int] = mapped_column(Integer, default=80, server_default="80")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint(
+            "completion_rule IN ('all_meetings', 'percent_hours')", name="completion_rule"
+        ),
+        CheckConstraint(
+            "completion_percent IS NULL OR (completion_percent >= 1 AND completion_percent <= 100)",
+            name="completion_percent",
+        ),
+        CheckConstraint(
+            "completion_rule != 'percent_hours' OR completion_percent IS NOT NULL",
+            name="completion_percent_given",
+        ),
+        CheckConstraint(
+            "attendance_threshold >= 1 AND attendance_threshold <= 100",
+            name="attendance_threshold",
+        ),
+    )
 
 
 class TrainingSession(Base):
@@ -118,6 +165,10 @@ class TrainingSession(Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(default=None)
     # Set when retention anonymised this session's registrants (SCHEDULER_PERSONAL_DATA_RETENTION).
     personal_data_removed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Set when the roster was finalized (completions computed, certificates issued); a change
+    # after that needs a reason and is kept in ``roster_audit``.
+    finalized_at: Mapped[datetime | None] = mapped_column(default=None)
+    finalized_by: Mapped[str | None] = mapped_column(String(320), default=None)
 
     __table_args__ = (
         CheckConstraint("ends_at > starts_at", name="ends_after_start"),
@@ -153,6 +204,8 @@ class Meeting(Base):
     # The local part of its calendar UIDs; None means "session-{session_id}-meeting-{id}".
     # Meetings migrated from one-block sessions keep the session's old UID ("session-{id}").
     uid: Mapped[str | None] = mapped_column(String(120), default=None)
+    # The unguessable code of its self check-in page (``/checkin/{code}``).
+    checkin_code: Mapped[str] = mapped_column(String(40), default=new_checkin_code)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     cancelled_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -162,6 +215,7 @@ class Meeting(Base):
         CheckConstraint("status IN ('scheduled', 'cancelled')", name="status"),
         Index("ix_meetings_session_start", "session_id", "starts_at"),
         Index("ix_meetings_start", "starts_at"),
+        Index("uq_meetings_checkin_code", "checkin_code", unique=True),
     )
 
 
@@ -506,6 +560,94 @@ class LoginSession(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 
     __table_args__ = (Index("ix_login_sessions_user", "kind", "user_id"),)
+
+
+class Attendance(Base):
+    """Whether one registrant was present at one meeting (and for how long, if virtual)."""
+
+    __tablename__ = "attendance"
+
+    registration_id: Mapped[int] = mapped_column(
+        ForeignKey("registrations.id", ondelete="CASCADE"), primary_key=True
+    )
+    meeting_id: Mapped[int] = mapped_column(
+        ForeignKey("meetings.id", ondelete="CASCADE"), primary_key=True
+    )
+    session_id: Mapped[int] = mapped_column(ForeignKey("training_sessions.id", ondelete="CASCADE"))
+    present: Mapped[bool] = mapped_column(Boolean)
+    minutes: Mapped[int | None] = mapped_column(Integer, default=None)
+    source: Mapped[str] = mapped_column(String(16), default="manual")
+    marked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    marked_by: Mapped[str] = mapped_column(String(320))
+
+    __table_args__ = (
+        CheckConstraint("source IN ('manual', 'checkin', 'zoom', 'teams')", name="source"),
+        CheckConstraint("minutes IS NULL OR minutes >= 0", name="minutes"),
+        Index("ix_attendance_session", "session_id"),
+        Index("ix_attendance_meeting", "meeting_id"),
+    )
+
+
+class Completion(Base):
+    """The outcome of a finalized session for one registrant, by the course's rule."""
+
+    __tablename__ = "completions"
+
+    registration_id: Mapped[int] = mapped_column(
+        ForeignKey("registrations.id", ondelete="CASCADE"), primary_key=True
+    )
+    session_id: Mapped[int] = mapped_column(ForeignKey("training_sessions.id", ondelete="CASCADE"))
+    completed: Mapped[bool] = mapped_column(Boolean)
+    attended_minutes: Mapped[int] = mapped_column(Integer)
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_completions_session", "session_id"),)
+
+
+class RosterAudit(Base):
+    """One change to a finalized roster: who, when, what it was, what it became, and why."""
+
+    __tablename__ = "roster_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("training_sessions.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(40))
+    registration_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    meeting_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+
+    __table_args__ = (Index("ix_roster_audit_session", "session_id", "at"),)
+
+
+class Certificate(Base):
+    """The proof of one completion: the facts printed and the exact PDF issued (invariant 9)."""
+
+    __tablename__ = "certificates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    registration_id: Mapped[int] = mapped_column(ForeignKey("registrations.id", ondelete="CASCADE"))
+    session_id: Mapped[int] = mapped_column(ForeignKey("training_sessions.id", ondelete="CASCADE"))
+    # The verification code (``/verify/{code}``), at least 80 random bits.
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="valid")
+    issued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    replaces_id: Mapped[int | None] = mapped_column(
+        ForeignKey("certificates.id", ondelete="SET NULL"), default=None
+    )
+    facts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    pdf: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (
+        CheckConstraint("status IN ('valid', 'revoked')", name="status"),
+        Index("ix_certificates_registration", "registration_id"),
+        Index("ix_certificates_session", "session_id"),
+    )
 
 
 def shown_status(registration_status: str, session_status: str) -> str:

@@ -29,7 +29,14 @@ from notifications.models import utcnow
 from scheduler import agencies
 from scheduler.db import Database
 from scheduler.errors import Gone, Invalid, NotFound
-from scheduler.models import Account, AccountAgency, AccountSession, Agency, SignInLink
+from scheduler.models import (
+    Account,
+    AccountAgency,
+    AccountSession,
+    Agency,
+    Instructor,
+    SignInLink,
+)
 from scheduler.validation import Fields
 
 LINK_LIFETIME = timedelta(minutes=15)
@@ -75,8 +82,10 @@ async def _new_link(conn: AsyncConnection, account_id: int, now: datetime) -> st
     return token
 
 
-def link_path(token: str) -> str:
-    return f"/agency/login/{token}"
+def link_path(token: str, role: str = "coordinator") -> str:
+    """The emailed link's path: instructors sign in at ``/instructor``, coordinators at
+    ``/agency``."""
+    return f"/instructor/login/{token}" if role == "instructor" else f"/agency/login/{token}"
 
 
 async def invite_coordinator(
@@ -235,9 +244,38 @@ async def request_link(db: Database, email: str, *, now: datetime | None = None)
             conn,
             "sign_in_link",
             account.email,
-            payload={"name": account.name, "path": link_path(token)},
+            payload={"name": account.name, "path": link_path(token, account.role)},
         )
         return True
+
+
+async def request_instructor_link(db: Database, email: str, *, now: datetime | None = None) -> bool:
+    """Email an instructor a sign-in link; their account is made on first use.
+
+    An instructor is whoever the admins put in the instructors directory with this address
+    (``scheduler.catalog.directory``), so the directory is the invitation: the first request
+    from that address makes an ``instructor`` account. An address that already belongs to a
+    coordinator or admin gets nothing here. Returns whether a link went out (tests, logs).
+    """
+    now = now or utcnow()
+    key = email.strip().lower()[:320]
+    async with db.write() as conn:
+        listed = (
+            await conn.execute(
+                select(Instructor.name)
+                .where(func.lower(Instructor.email) == key)
+                .order_by(Instructor.id)
+                .limit(1)
+            )
+        ).first()
+        if listed is None:
+            return False
+        account = (await conn.execute(select(Account.role).where(Account.email == key))).first()
+        if account is None:
+            await _account(conn, key, listed.name, "instructor", "active", now)
+        elif account.role != "instructor":
+            return False
+    return await request_link(db, key, now=now)
 
 
 async def redeem(db: Database, token: str, *, now: datetime | None = None) -> str:

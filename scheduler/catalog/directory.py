@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notifications.models import utcnow
@@ -169,6 +169,44 @@ async def sessions_taught(conn: AsyncConnection, instructor_id: int, since: date
     return list(rows.scalars().all())
 
 
+async def instructor_ids_for(conn: AsyncConnection, email: str) -> list[int]:
+    """The directory entries of a signed-in instructor: linked by their (any-case) email."""
+    rows = await conn.execute(
+        select(Instructor.id).where(func.lower(Instructor.email) == email.strip().lower())
+    )
+    return list(rows.scalars().all())
+
+
+async def teaches(conn: AsyncConnection, email: str, session_id: int) -> bool:
+    """Whether the instructor signed in as ``email`` teaches this session (invariant 10): the
+    one rule every instructor page and action asks."""
+    found = (
+        await conn.execute(
+            select(SessionInstructor.session_id)
+            .join(Instructor, Instructor.id == SessionInstructor.instructor_id)
+            .where(
+                SessionInstructor.session_id == session_id,
+                func.lower(Instructor.email) == email.strip().lower(),
+            )
+            .limit(1)
+        )
+    ).first()
+    return found is not None
+
+
+async def sessions_of(conn: AsyncConnection, email: str) -> list[int]:
+    """Every session (past and upcoming) the instructor signed in as ``email`` teaches."""
+    rows = await conn.execute(
+        select(SessionInstructor.session_id)
+        .join(Instructor, Instructor.id == SessionInstructor.instructor_id)
+        .join(TrainingSession, TrainingSession.id == SessionInstructor.session_id)
+        .where(func.lower(Instructor.email) == email.strip().lower())
+        .order_by(TrainingSession.starts_at.desc())
+    )
+    # Two directory entries with one address may both teach a session: list it once.
+    return list(dict.fromkeys(rows.scalars().all()))
+
+
 def parse_venue(data: Any) -> dict[str, Any]:
     """Validate a venue body; raises ``Invalid``."""
     fields = Fields(data)
@@ -236,6 +274,8 @@ __all__ = [
     "instructor_by_feed_token",
     "list_instructors",
     "list_venues",
+    "sessions_of",
+    "teaches",
     "update_instructor",
     "update_venue",
 ]

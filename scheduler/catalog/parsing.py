@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from scheduler.catalog.views import SessionView
 from scheduler.errors import Invalid
-from scheduler.models import DELIVERY, MAX_MEETINGS, MODES
+from scheduler.models import COMPLETION_RULES, DELIVERY, MAX_MEETINGS, MODES
 from scheduler.validation import Fields
 
 POOLS_OF_MODE = {
@@ -53,10 +54,74 @@ def parse_course(data: Any, *, partial: bool = False) -> dict[str, Any]:
             values["delivery"] = ",".join(d for d in DELIVERY if d in raw)
     if want("online_url"):
         values["online_url"] = fields.url("online_url")
+    values.update(_completion(fields, partial=partial))
     fields.done()
     if values.get("delivery") == "online" and not values.get("online_url") and not partial:
         raise Invalid({"online_url": "a self-paced online course needs its link"})
     return values
+
+
+def _completion(fields: Fields, *, partial: bool) -> dict[str, Any]:
+    """The completion settings of a course body: JSON ``completion: {rule, percent}`` (errors
+    named ``completion.rule``/``completion.percent``) or a form's flat ``completion_rule`` and
+    ``completion_percent``; ``credit_hours``, ``course_number``, ``attendance_threshold``."""
+    values: dict[str, Any] = {}
+    data = fields.data
+    nested = data.get("completion")
+    if "completion" in data or "completion_rule" in data or not partial:
+        if nested is not None and not isinstance(nested, dict):
+            fields.fail("completion", "must be an object with rule and percent")
+        else:
+            inner = Fields(nested) if isinstance(nested, dict) else None
+            rule_name, percent_name = (
+                ("rule", "percent") if inner else ("completion_rule", "completion_percent")
+            )
+            source = inner or fields
+            prefix = "completion." if inner else ""
+            rule = source.data.get(rule_name) or "all_meetings"
+            if rule not in COMPLETION_RULES:
+                fields.fail(prefix + rule_name, f"must be one of {', '.join(COMPLETION_RULES)}")
+            else:
+                percent = source.integer(percent_name, minimum=1, maximum=100, required=False)
+                for name, why in source.errors.items() if inner else ():
+                    fields.fail(prefix + name, why)
+                if rule == "percent_hours" and percent is None:
+                    fields.fail(prefix + percent_name, "is required when the rule is percent_hours")
+                values["completion_rule"] = rule
+                values["completion_percent"] = percent if rule == "percent_hours" else None
+    if want_any(fields, "credit_hours", partial):
+        values["credit_hours"] = _hours(fields, "credit_hours")
+    if want_any(fields, "course_number", partial):
+        values["course_number"] = fields.text("course_number", max_length=40, required=False)
+    if want_any(fields, "attendance_threshold", partial):
+        threshold = fields.integer("attendance_threshold", minimum=1, maximum=100, required=False)
+        values["attendance_threshold"] = 80 if threshold is None else threshold
+    return values
+
+
+def want_any(fields: Fields, name: str, partial: bool) -> bool:
+    return not partial or name in fields.data
+
+
+def _hours(fields: Fields, name: str) -> Decimal | None:
+    raw = fields.data.get(name)
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+        fields.fail(name, "must be a number of hours, such as 7.5")
+        return None
+    try:
+        hours = Decimal(str(raw).strip())
+    except InvalidOperation:
+        fields.fail(name, "must be a number of hours, such as 7.5")
+        return None
+    if not hours.is_finite() or not Decimal("0.25") <= hours <= Decimal("9999.99"):
+        fields.fail(name, "must be between 0.25 and 9999.99")
+        return None
+    if hours != hours.quantize(Decimal("0.01")):
+        fields.fail(name, "may have at most two decimals")
+        return None
+    return hours.quantize(Decimal("0.01"))
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -82,6 +83,13 @@ class CourseView:
     delivery: tuple[str, ...]
     online_url: str | None
     updated_at: datetime
+    # Completion (issue #14): every meeting, or ``completion_percent`` % of the contact hours.
+    completion_rule: str = "all_meetings"
+    completion_percent: int | None = None
+    # None: the session's contact hours.
+    credit_hours: Decimal | None = None
+    course_number: str | None = None
+    attendance_threshold: int = 80
 
 
 @dataclass(frozen=True)
@@ -164,6 +172,11 @@ def _course_view(row: Any) -> CourseView:
         delivery=tuple(d for d in row.delivery.split(",") if d),
         online_url=row.online_url,
         updated_at=row.updated_at,
+        completion_rule=row.completion_rule,
+        completion_percent=row.completion_percent,
+        credit_hours=row.credit_hours,
+        course_number=row.course_number,
+        attendance_threshold=row.attendance_threshold,
     )
 
 

@@ -184,7 +184,14 @@ def _course_form(
 @admin_page
 async def course_new(request: Request) -> Response:
     if request.method == "GET":
-        return _course_form(request, values={"delivery": ["in_person", "virtual"]})
+        return _course_form(
+            request,
+            values={
+                "delivery": ["in_person", "virtual"],
+                "completion_rule": "all_meetings",
+                "attendance_threshold": 80,
+            },
+        )
     body, values = course_body(await request.form())
     try:
         course = await catalog.create_course(_db(request), body)
@@ -218,6 +225,11 @@ async def course_edit(request: Request) -> Response:
             "provider": course.provider,
             "online_url": course.online_url or "",
             "delivery": list(course.delivery),
+            "completion_rule": course.completion_rule,
+            "completion_percent": course.completion_percent or "",
+            "credit_hours": "" if course.credit_hours is None else str(course.credit_hours),
+            "course_number": course.course_number or "",
+            "attendance_threshold": course.attendance_threshold,
         }
         return _course_form(
             request, values=values, editing=slug, sessions=sessions, history=history

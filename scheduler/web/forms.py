@@ -29,7 +29,19 @@ COMMON_ZONES = (
     "UTC",
 )
 
-COURSE_FIELDS = ("slug", "title", "description", "audience", "provider", "online_url")
+COURSE_FIELDS = (
+    "slug",
+    "title",
+    "description",
+    "audience",
+    "provider",
+    "online_url",
+    "completion_rule",
+    "completion_percent",
+    "credit_hours",
+    "course_number",
+    "attendance_threshold",
+)
 SESSION_FIELDS = (
     "starts_at",
     "ends_at",

@@ -44,6 +44,21 @@ _NTIME = {"type": ["string", "null"], "format": "date-time"}
 _ADMIN: list[dict[str, list[str]]] = [{"bearer": []}]
 
 SCHEMAS: dict[str, Any] = {
+    "Completion": {
+        "type": "object",
+        "required": ["rule", "percent"],
+        "properties": {
+            "rule": {"enum": ["all_meetings", "percent_hours"]},
+            "percent": _NINT,
+        },
+    },
+    "CompletionInput": {
+        "type": "object",
+        "properties": {
+            "rule": {"enum": ["all_meetings", "percent_hours"]},
+            "percent": {"type": ["integer", "null"], "minimum": 1, "maximum": 100},
+        },
+    },
     "Error": {
         "type": "object",
         "required": ["error"],
@@ -76,6 +91,10 @@ SCHEMAS: dict[str, Any] = {
             "delivery": {"type": "array", "items": {"enum": ["in_person", "virtual", "online"]}},
             "self_paced": {"type": "boolean"},
             "online_url": _NSTR,
+            "completion": _ref("Completion"),
+            "credit_hours": {"type": ["number", "null"]},
+            "course_number": _NSTR,
+            "attendance_threshold": _INT,
             "url": _STR,
             "sessions_url": _STR,
             "feed_url": _ref("FeedUrls"),
@@ -97,6 +116,10 @@ SCHEMAS: dict[str, Any] = {
             "provider": {"type": "string", "maxLength": 200},
             "delivery": {"type": "array", "items": {"enum": ["in_person", "virtual", "online"]}},
             "online_url": {"type": "string", "format": "uri"},
+            "completion": _ref("CompletionInput"),
+            "credit_hours": {"type": ["number", "string", "null"]},
+            "course_number": {"type": ["string", "null"], "maxLength": 40},
+            "attendance_threshold": {"type": "integer", "minimum": 1, "maximum": 100},
         },
     },
     "CoursePatch": {
@@ -108,6 +131,10 @@ SCHEMAS: dict[str, Any] = {
             "provider": {"type": "string", "maxLength": 200},
             "delivery": {"type": "array", "items": {"enum": ["in_person", "virtual", "online"]}},
             "online_url": {"type": "string", "format": "uri"},
+            "completion": _ref("CompletionInput"),
+            "credit_hours": {"type": ["number", "string", "null"]},
+            "course_number": {"type": ["string", "null"], "maxLength": 40},
+            "attendance_threshold": {"type": "integer", "minimum": 1, "maximum": 100},
         },
     },
     "Pool": {
@@ -733,6 +760,294 @@ def _agency_paths() -> dict[str, Any]:
 
 
 PATHS.update(_agency_paths())
+
+_MARK = {
+    "type": "object",
+    "required": ["registration_id", "present"],
+    "properties": {
+        "registration_id": _INT,
+        "present": {"type": "boolean"},
+        "minutes": {"type": ["integer", "null"], "minimum": 0, "maximum": 1440},
+    },
+}
+_OUTCOME = {
+    "type": "object",
+    "properties": {
+        "registration_id": _INT,
+        "name": _STR,
+        "completed": {"type": "boolean"},
+        "attended_minutes": _INT,
+        "meetings_present": _INT,
+        "computed_at": _TIME,
+    },
+}
+SCHEMAS.update(
+    {
+        "AttendanceMarks": {
+            "type": "object",
+            "required": ["meeting_id", "marks"],
+            "properties": {
+                "meeting_id": _INT,
+                "marks": {"type": "array", "items": _MARK, "minItems": 1, "maxItems": 2000},
+                "reason": {
+                    "type": ["string", "null"],
+                    "maxLength": 2000,
+                    "description": "Required once the session is finalized; kept in the audit",
+                },
+            },
+        },
+        "AttendanceSaved": {
+            "type": "object",
+            "required": ["meeting_id", "marked", "audited"],
+            "properties": {"meeting_id": _INT, "marked": _INT, "audited": _INT},
+        },
+        "AttendanceGrid": {
+            "type": "object",
+            "required": ["session_id", "marks"],
+            "properties": {
+                "session_id": _INT,
+                "marks": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "registration_id": _INT,
+                            "meeting_id": _INT,
+                            "present": {"type": "boolean"},
+                            "minutes": _NINT,
+                            "source": {"enum": ["manual", "checkin", "zoom", "teams"]},
+                            "marked_at": _TIME,
+                            "marked_by": _STR,
+                        },
+                    },
+                },
+            },
+        },
+        "AttendanceImport": {
+            "type": "object",
+            "required": ["meeting_id", "matched", "unmatched"],
+            "properties": {
+                "meeting_id": _INT,
+                "meeting_minutes": _INT,
+                "threshold_percent": _INT,
+                "matched": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "registration_id": _INT,
+                            "name": _STR,
+                            "report_name": _STR,
+                            "email": _NSTR,
+                            "minutes": _INT,
+                            "rows": _INT,
+                            "present": {"type": "boolean"},
+                            "matched_by": {"enum": ["email", "name"]},
+                        },
+                    },
+                },
+                "unmatched": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "name": _STR,
+                            "email": _NSTR,
+                            "minutes": _INT,
+                            "rows": _INT,
+                        },
+                    },
+                },
+            },
+        },
+        "Finalized": {
+            "type": "object",
+            "required": ["session_id", "finalized_at", "completions"],
+            "properties": {
+                "session_id": _INT,
+                "finalized_at": _TIME,
+                "finalized_by": _STR,
+                "completions": {"type": "array", "items": _OUTCOME},
+                "certificates": {"type": "object", "additionalProperties": True},
+            },
+        },
+        "Completions": {
+            "type": "object",
+            "required": ["session_id", "completions"],
+            "properties": {
+                "session_id": _INT,
+                "finalized_at": _NTIME,
+                "finalized_by": _NSTR,
+                "contact_minutes": _INT,
+                "completions": {"type": "array", "items": _OUTCOME},
+            },
+        },
+    }
+)
+PATHS.update(
+    {
+        "/api/sessions/{session_id}/attendance": {
+            "parameters": [_SID],
+            "get": {
+                "summary": "Every attendance mark of a session (admin)",
+                "security": _ADMIN,
+                "responses": {
+                    "200": _json(_ref("AttendanceGrid"), "Marks"),
+                    **_errors(401, 404),
+                },
+            },
+            "put": {
+                "summary": "Mark confirmed registrants present or absent at one meeting",
+                "description": "After finalizing, `reason` is required; the change is audited, "
+                "completions are computed again and certificates reissued or revoked.",
+                "security": _ADMIN,
+                "requestBody": _body("AttendanceMarks"),
+                "responses": {
+                    "200": _json(_ref("AttendanceSaved"), "Saved"),
+                    **_errors(401, 404, 410, 413, 422),
+                },
+            },
+        },
+        "/api/sessions/{session_id}/attendance/import": {
+            "parameters": [_SID],
+            "post": {
+                "summary": "Import a Zoom or Teams participant report for one meeting",
+                "description": "Rows are matched by email, then by name; rejoins are summed; "
+                "present when the minutes reach the course's attendance threshold.",
+                "security": _ADMIN,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["meeting_id", "platform", "file"],
+                                "properties": {
+                                    "meeting_id": _INT,
+                                    "platform": {"enum": ["zoom", "teams"]},
+                                    "file": {"type": "string", "format": "binary"},
+                                    "reason": _STR,
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(_ref("AttendanceImport"), "Matched and unmatched rows"),
+                    **_errors(401, 404, 410, 413, 422),
+                },
+            },
+        },
+        "/api/sessions/{session_id}/finalize": {
+            "parameters": [_SID],
+            "post": {
+                "summary": "Compute completions, lock the roster, issue certificates",
+                "security": _ADMIN,
+                "responses": {
+                    "200": _json(_ref("Finalized"), "Finalized"),
+                    **_errors(401, 404, 409, 410),
+                },
+            },
+        },
+        "/api/sessions/{session_id}/completions": {
+            "parameters": [_SID],
+            "get": {
+                "summary": "Who completed a finalized session (admin)",
+                "security": _ADMIN,
+                "responses": {
+                    "200": _json(_ref("Completions"), "Completions"),
+                    **_errors(401, 404),
+                },
+            },
+        },
+    }
+)
+
+
+# -- certificates and training records (scheduler/web/certificates.py) -----------------------
+
+_RECORD_KEYS = (
+    "name",
+    "certification_number",
+    "state",
+    "agency",
+    "ori",
+    "course",
+    "course_number",
+    "provider",
+    "instructors",
+    "dates",
+    "hours",
+    "result",
+    "verification_code",
+)
+SCHEMAS["Verification"] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["status", "name", "course", "completed_on", "credit_hours"],
+    "properties": {
+        "status": {"enum": ["valid", "revoked"]},
+        "name": _STR,
+        "course": _STR,
+        "completed_on": {"type": "string", "format": "date"},
+        "credit_hours": {"type": "number"},
+    },
+}
+SCHEMAS["TrainingRecord"] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": [*_RECORD_KEYS, "session_id"],
+    "properties": {
+        **{key: _STR for key in _RECORD_KEYS},
+        "result": {"enum": ["completed", "not completed"]},
+        "session_id": _INT,
+    },
+}
+SCHEMAS["TrainingRecords"] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["records"],
+    "properties": {"records": {"type": "array", "items": _ref("TrainingRecord")}},
+}
+_FORMAT = _query("format", {"enum": ["json", "csv"]}, "csv: UTF-8 with BOM, formula-safe cells")
+_RECORDS_200 = {
+    "description": "Training records",
+    "content": {
+        "application/json": {"schema": _ref("TrainingRecords")},
+        "text/csv": {"schema": _STR},
+    },
+}
+PATHS["/api/verify/{code}"] = {
+    "parameters": [{"name": "code", "in": "path", "required": True, "schema": _STR}],
+    "get": {
+        "summary": "Verify a certificate: valid or revoked, with name, course, date and hours",
+        "responses": {
+            "200": _json(_ref("Verification"), "The certificate's status"),
+            **_errors(404, 429),
+        },
+    },
+}
+PATHS["/api/training-records"] = {
+    "get": {
+        "summary": "Training records of finalized sessions whose last meeting is in the range",
+        "security": _ADMIN,
+        "parameters": [
+            _query("from", {"type": "string", "format": "date"}, "first local date, inclusive"),
+            _query("to", {"type": "string", "format": "date"}, "last local date, inclusive"),
+            _FORMAT,
+        ],
+        "responses": {"200": _RECORDS_200, **_errors(401, 422)},
+    },
+}
+PATHS["/api/sessions/{session_id}/training-records"] = {
+    "parameters": [_SID],
+    "get": {
+        "summary": "Training records of one session (empty until it is finalized)",
+        "security": _ADMIN,
+        "parameters": [_FORMAT],
+        "responses": {"200": _RECORDS_200, **_errors(401, 404)},
+    },
+}
 
 
 def build_spec(base_url: str) -> dict[str, Any]:

@@ -250,6 +250,39 @@ def test_every_page_meets_wcag_21_aa_and_reflows_at_320px(
     } <= axe.rules_run
 
 
+def test_attendance_and_checkin_pages_meet_wcag_21_aa(
+    seeded, browser: Browser, live, axe, shots, watch
+):
+    """The admin's attendance pages and the public check-in page, with a refused form."""
+    url = live.url
+    sid = seeded["session_id"]
+    page = watch.attach(browser.new_context(viewport={"width": 1280, "height": 900}).new_page())
+    page.goto(url + "/admin/login")
+    page.get_by_label("Email").fill(ADMIN_EMAIL)
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Upcoming sessions")).to_be_visible()
+    visit(page, url + f"/admin/sessions/{sid}/attendance", "admin-attendance-grid", axe, shots)
+    page.get_by_role("link", name=re.compile("^Mark attendance")).first.click()
+    visit(page, "", "admin-attendance-meeting", axe, shots)
+    page.get_by_role("button", name="Import report").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    visit(page, "", "admin-attendance-import-errors", axe, shots)
+    page.go_back()
+    page.get_by_role("link", name="Check-in screen").click()
+    visit(page, "", "admin-checkin-screen", axe, shots)
+    page.goto(page.locator(".checkin-url a").inner_text())
+    visit(page, "", "checkin", axe, shots)
+    page.get_by_role("button", name="Check me in").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    visit(page, "", "checkin-errors", axe, shots)
+    page.goto(url + "/instructor/login")
+    visit(page, "", "instructor-login", axe, shots)
+    expected = re.compile(r"Failed to load resource: .* status of 422")
+    assert [p for p in watch.problems if not expected.search(p)] == []
+    assert len(axe.pages) == 14  # 7 pages, each wide and at 320 px
+
+
 def confirmation_html(folder: Path) -> str:
     """The HTML part of the first confirmation email the server has written out."""
     import time
@@ -504,3 +537,114 @@ def test_the_agency_admin_pages_meet_wcag_21_aa_and_reflow_at_320px(
     expected = re.compile(r"Failed to load resource: .* status of (409|422)")
     assert [p for p in watch.problems if not expected.search(p)] == []
     assert len(axe.pages) == 42  # 21 pages, each wide and at 320 px
+
+
+@pytest.fixture
+def certified(admin_api, live) -> dict[str, str]:
+    """A finalized session: one completer with a certificate, reissued once (so one code is
+    revoked), and one registrant who did not complete."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert, select, update
+
+    from scheduler.certificates import Issuer, sync_session
+    from scheduler.db import Database
+    from scheduler.models import Certificate, Completion, Course, Registration
+
+    api = admin_api
+    made = api.post("/api/courses", json={"slug": "report-writing", "title": "Report Writing"})
+    assert made.status_code == 201, made.text
+    session = api.post(
+        "/api/courses/report-writing/sessions",
+        json={
+            "timezone": "America/Chicago",
+            "mode": "virtual",
+            "virtual_capacity": 5,
+            "join_url": "https://meet.example.org/rw",
+            "meetings": [
+                {"starts_at": "2031-05-06T08:00", "ends_at": "2031-05-06T16:00"},
+                {"starts_at": "2031-05-07T08:00", "ends_at": "2031-05-07T12:00"},
+            ],
+        },
+    ).json()
+    tokens = []
+    for n, name in enumerate([LONG, "Pat Lee"]):
+        reg = api.post(
+            f"/api/sessions/{session['id']}/registrations",
+            json={
+                "name": name,
+                "email": f"c{n}@pd.example.org",
+                "agency": "Springfield Police Department",
+                "attendance": "virtual",
+            },
+        )
+        assert reg.status_code == 201, reg.text
+        tokens.append(reg.json())
+
+    async def finalize() -> dict[str, str]:
+        db = Database.from_url(live.env["SCHEDULER_DATABASE_URL"])
+        issuer = Issuer(base_url=live.url, provider="National De-escalation Training Network")
+        now = datetime.now(UTC)
+        try:
+            async with db.write() as conn:
+                await conn.execute(update(Course).values(course_number="RW-200"))
+                await conn.execute(
+                    insert(Completion),
+                    [
+                        {
+                            "registration_id": r["id"],
+                            "session_id": session["id"],
+                            "completed": n == 0,
+                            "attended_minutes": 720 if n == 0 else 60,
+                            "computed_at": now,
+                        }
+                        for n, r in enumerate(tokens)
+                    ],
+                )
+                await sync_session(
+                    conn, session["id"], actor="a", reason=None, now=now, issuer=issuer
+                )
+                await conn.execute(
+                    update(Registration)
+                    .where(Registration.id == tokens[0]["id"])
+                    .values(agency="Springfield PD")
+                )
+                await sync_session(
+                    conn, session["id"], actor="a", reason="agency", now=now, issuer=issuer
+                )
+            async with db.read() as conn:
+                codes = dict(
+                    (await conn.execute(select(Certificate.status, Certificate.code))).all()
+                )
+        finally:
+            await db.dispose()
+        return codes
+
+    codes = asyncio.run(finalize())
+    return {
+        "completer": tokens[0]["token"],
+        "other": tokens[1]["token"],
+        "valid": codes["valid"],
+        "revoked": codes["revoked"],
+    }
+
+
+def test_certificate_pages_meet_wcag_21_aa_and_reflow_at_320px(
+    certified, browser: Browser, live, axe, shots, watch
+):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = watch.attach(context.new_page())
+    for path, name in [
+        (f"/registrations/{certified['completer']}/training", "training-record"),
+        (f"/registrations/{certified['other']}/training", "training-record-empty"),
+        (f"/verify/{certified['valid']}", "verify-valid"),
+        (f"/verify/{certified['revoked']}", "verify-revoked"),
+        ("/verify/NOT-A-CODE", "verify-unknown"),
+    ]:
+        visit(page, live.url + path, name, axe, shots)
+    page.goto(live.url + f"/registrations/{certified['completer']}/training")
+    expect(page.get_by_role("link", name=re.compile(r"Download the certificate"))).to_have_count(1)
+    expected = re.compile(r"Failed to load resource: .* status of 404")
+    assert [p for p in watch.problems if not expected.search(p)] == []
+    assert len(axe.pages) == 10

@@ -225,6 +225,11 @@ async def test_real_answers_match_the_spec(client, admin_headers, spec):
     for token in (seat["token"], wait["token"], online_seat["token"]):
         check(await client.get(f"/api/registrations/{token}"))
     check(await client.get("/api/registrations/unknown-token"))
+    # Certificates and training records (tests/web/test_certificates_web.py has the 200s).
+    check(await client.get("/api/verify/AAAA-BBBB-CCCC-DDDD"))  # 404
+    check(await client.get("/api/training-records", params={"from": "2026-01-01"}, headers=admin))
+    check(await client.get("/api/training-records", params={"to": "soon"}, headers=admin))  # 422
+    check(await client.get(f"/api/sessions/{sid}/training-records?format=csv", headers=admin))
 
     check(await client.get(url, headers=admin))
     check(await client.get(url + "?format=csv", headers=admin))
@@ -309,6 +314,28 @@ async def test_real_answers_match_the_spec(client, admin_headers, spec):
         )
     )
     check(await client.post(f"/api/registrations/{online_seat['id']}/cancel", headers=admin))
+
+    # Attendance per meeting, a Zoom report, completions; finalizing before the session is held.
+    meeting_id = check(await client.get(f"/api/sessions/{sid}")).json()["meetings"][0]["id"]
+    marks = {
+        "meeting_id": meeting_id,
+        "marks": [{"registration_id": online_seat["id"], "present": True, "minutes": 200}],
+    }
+    check.request_body("/api/sessions/{session_id}/attendance", "put", marks)
+    check(await client.put(f"/api/sessions/{sid}/attendance", json=marks, headers=admin))
+    check(await client.put(f"/api/sessions/{sid}/attendance", json={}, headers=admin))  # 422
+    check(await client.get(f"/api/sessions/{sid}/attendance", headers=admin))
+    report = b"Name (Original Name),User Email,Duration (Minutes)\r\nOfficer 3,x@y.org,90\r\n"
+    check(
+        await client.post(
+            f"/api/sessions/{sid}/attendance/import",
+            data={"meeting_id": str(meeting_id), "platform": "zoom"},
+            files={"file": ("participants.csv", report, "text/csv")},
+            headers=admin,
+        )
+    )
+    check(await client.post(f"/api/sessions/{sid}/finalize", headers=admin))  # 409: not held
+    check(await client.get(f"/api/sessions/{sid}/completions", headers=admin))
 
     lower = {"virtual_capacity": 0}
     check(await client.patch(f"/api/sessions/{sid}", json=lower, headers=admin))  # 409

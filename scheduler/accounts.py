@@ -25,7 +25,7 @@ from scheduler import logins
 from scheduler.db import Database
 from scheduler.errors import AlreadyExists, Invalid, NotFound, Unauthorized
 from scheduler.models import Account, AdminUser, LoginSession
-from scheduler.validation import Fields
+from scheduler.validation import Fields, address_key
 
 MIN_PASSWORD = 12
 
@@ -117,13 +117,13 @@ async def set_password(
         admin_id = (
             await conn.execute(
                 update(AdminUser)
-                .where(AdminUser.email == email.strip().lower())
+                .where(AdminUser.email == address_key(email))
                 .values(password_hash=hasher().hash(password))
                 .returning(AdminUser.id)
             )
         ).scalar_one_or_none()
         if admin_id is None:
-            raise NotFound("admin", email.strip().lower())
+            raise NotFound("admin", address_key(email))
         # Every other sign-in of this admin ends with the old password (issue 9, point 8).
         ended = (
             (LoginSession.kind == "admin")
@@ -188,7 +188,7 @@ async def verify_login(db: Database, email: str, password: str) -> int:
     """Check an admin's password and return their id; raises ``Unauthorized``."""
     async with db.read() as conn:
         row = (
-            await conn.execute(select(AdminUser).where(AdminUser.email == email.strip().lower()))
+            await conn.execute(select(AdminUser).where(AdminUser.email == address_key(email)))
         ).first()
     if row is None:
         # The same one verify as a real check, so timing does not reveal which emails exist.

@@ -72,6 +72,8 @@ class Settings:
     personal_data_retention: timedelta | None = None
     # Time an instructor or a room needs between two sessions' meetings (invariant 8).
     travel_buffer: timedelta = timedelta(0)
+    # The relay offers SMTPUTF8: addresses with non-ASCII characters before the @ are taken.
+    smtputf8: bool = False
 
     @property
     def is_sqlite(self) -> bool:
@@ -176,6 +178,8 @@ class Settings:
                 raise ConfigError("SCHEDULER_TRAVEL_BUFFER", buffer, "use 0 or an amount like 30m")
             if match is not None:
                 kwargs["travel_buffer"] = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        if (utf8 := get("SMTPUTF8")) is not None:
+            kwargs["smtputf8"] = parse_bool("SCHEDULER_SMTPUTF8", utf8)
         if (jobs := get("RUN_JOBS")) is not None:
             kwargs["run_jobs"] = parse_bool("SCHEDULER_RUN_JOBS", jobs)
         secret = get("SECRET_KEY")

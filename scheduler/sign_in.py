@@ -29,7 +29,7 @@ from scheduler import agencies
 from scheduler.db import Database
 from scheduler.errors import Gone, NotFound
 from scheduler.models import Account, AccountAgency, AccountSession, Agency, SignInLink
-from scheduler.validation import Fields
+from scheduler.validation import Fields, address_key
 
 LINK_LIFETIME = timedelta(minutes=15)
 LINK_WINDOW = timedelta(minutes=15)
@@ -188,7 +188,7 @@ async def request_link(db: Database, email: str, *, now: datetime | None = None)
     is for tests and logs only.
     """
     now = now or utcnow()
-    key = email.strip().lower()[:320]
+    key = address_key(email)
     async with db.write() as conn:
         account = (
             await conn.execute(

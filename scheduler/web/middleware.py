@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from scheduler.db import is_database_outage
 from scheduler.errors import Unavailable
 from scheduler.logs import loggable_path, request_id_var
+from scheduler.validation import SMTPUTF8_ADDRESSES
 from scheduler.web.errors import error_response
 from scheduler.web.metrics import Metrics, registration_outcome
 
@@ -145,3 +146,22 @@ class RequestMiddleware:
                 },
             )
             request_id_var.reset(token)
+
+
+class AddressPolicyMiddleware:
+    """Tells the input parsers whether the relay takes non-ASCII local parts (SMTPUTF8).
+
+    The parsers read ``validation.SMTPUTF8_ADDRESSES``; it is set for the request's own
+    context only, from the settings the app was built with.
+    """
+
+    def __init__(self, app: ASGIApp, *, smtputf8: bool) -> None:
+        self.app = app
+        self.smtputf8 = smtputf8
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        token = SMTPUTF8_ADDRESSES.set(self.smtputf8)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            SMTPUTF8_ADDRESSES.reset(token)

@@ -30,7 +30,11 @@ from scheduler.web import (
 from scheduler.web.auth import session_middleware
 from scheduler.web.body_limit import BodyLimitMiddleware
 from scheduler.web.errors import EXCEPTION_HANDLERS
-from scheduler.web.middleware import AddressPolicyMiddleware, RequestMiddleware
+from scheduler.web.middleware import (
+    AddressPolicyMiddleware,
+    AllowedMethodsMiddleware,
+    RequestMiddleware,
+)
 from scheduler.web.pages import STATIC_DIR, SecurityHeadersMiddleware, make_templates
 
 
@@ -73,6 +77,7 @@ def create_app(settings: Settings) -> Starlette:
             Middleware(RequestMiddleware, metrics=app_metrics),
             Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
             Middleware(SecurityHeadersMiddleware),
+            Middleware(AllowedMethodsMiddleware, routes=routes),
             Middleware(AddressPolicyMiddleware, smtputf8=settings.smtputf8),
             session_middleware(settings),
         ],

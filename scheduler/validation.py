@@ -210,6 +210,8 @@ class Fields:
             return None
         if isinstance(value, str) and re.fullmatch(r"-?\d{1,9}", value.strip()):
             value = int(value.strip())
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            value = int(value)  # JSON has one number type: 3.0 is the integer 3
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail(name, "must be a whole number")
             return None
@@ -222,7 +224,10 @@ class Fields:
         value = self.text(name, max_length=2000, required=required)
         if value is None:
             return None
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)
+        except ValueError:  # e.g. an unclosed IPv6 bracket: "http://["
+            parts = urlsplit("")
         if parts.scheme not in ("https", "http") or not parts.netloc:
             self.fail(name, "must be an http(s) URL")
             return None

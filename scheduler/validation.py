@@ -125,6 +125,10 @@ class Fields:
         default: str | None = None,
     ) -> str | None:
         value = self.data.get(name, _MISSING)
+        if isinstance(value, str) and len(value) > max_length:
+            # Counted as sent, spaces and all, as the published schema's maxLength counts.
+            self.fail(name, f"must be at most {max_length} characters")
+            return default
         if value is _MISSING or value is None or (isinstance(value, str) and not value.strip()):
             if required:
                 self.fail(name, "is required")

@@ -17,14 +17,14 @@ from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from notifications.models import utcnow
 from scheduler import logins
 from scheduler.db import Database
 from scheduler.errors import AlreadyExists, Invalid, NotFound, Unauthorized
-from scheduler.models import Account, AdminUser, LoginSession
+from scheduler.models import Account, AdminUser
 from scheduler.validation import Fields, address_key
 
 MIN_PASSWORD = 12
@@ -125,14 +125,8 @@ async def set_password(
         if admin_id is None:
             raise NotFound("admin", address_key(email))
         # Every other sign-in of this admin ends with the old password (issue 9, point 8).
-        ended = (
-            (LoginSession.kind == "admin")
-            & (LoginSession.user_id == admin_id)
-            & LoginSession.revoked_at.is_(None)
-        )
-        if keep_login is not None:
-            ended = ended & (LoginSession.id_hash != logins.digest(keep_login))
-        await conn.execute(update(LoginSession).where(ended).values(revoked_at=utcnow()))
+        account_id = await logins.account_of(conn, logins.ADMIN, int(admin_id))
+        await logins.revoke_in(conn, account_id, keep=keep_login)
     return int(admin_id)
 
 
@@ -163,6 +157,23 @@ async def change_own_password(
     fields.done()
     await set_password(db, email, new, keep_login=keep_login)
     return admin_id
+
+
+async def remove_admin(db: Database, email: str) -> None:
+    """Remove the admin ``email``: their account goes with them, and with it every sign-in, so
+    a cookie of theirs opens nothing from the next request on. Raises ``NotFound``."""
+    async with db.write() as conn:
+        admin_id = (
+            await conn.execute(
+                delete(AdminUser)
+                .where(AdminUser.email == address_key(email))
+                .returning(AdminUser.id)
+            )
+        ).scalar_one_or_none()
+        if admin_id is None:
+            raise NotFound("admin", address_key(email))
+        # The foreign keys cascade; said here too, so nothing rests on the database's settings.
+        await conn.execute(delete(Account).where(Account.admin_user_id == admin_id))
 
 
 async def count_admins(db: Database) -> int:

@@ -209,9 +209,7 @@ async def test_a_non_ascii_local_part_is_refused_by_default_naming_the_field(
     site = await open_site()
     http, admin = site.http, site.admin
     refusals = [
-        await http.post(
-            f"/api/sessions/{site.session_id}/registrations", json=registrant(address)
-        ),
+        await http.post(f"/api/sessions/{site.session_id}/registrations", json=registrant(address)),
         await http.post(
             f"/api/agencies/{site.agency_id}/coordinators",
             json={"name": "Chef", "email": address},
@@ -338,7 +336,10 @@ async def test_a_relay_with_smtputf8_gets_the_message_and_the_file_transport_wri
     async def written() -> Any:
         for path in mail_dir.glob("*.eml"):
             parsed = parse_message(path.read_bytes())
-            if parsed["To"] is not None and parsed["To"].addresses[0].addr_spec == "zoë@example.org":
+            if (
+                parsed["To"] is not None
+                and parsed["To"].addresses[0].addr_spec == "zoë@example.org"
+            ):
                 return path
         return None
 

@@ -9,7 +9,6 @@ fails the message for good, with the reason on the outbox page, instead of retry
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,14 +88,15 @@ def registrant(email: str, name: str = "Zoë Ünal") -> dict[str, str]:
     return {"name": name, "email": email, "agency": "PD", "attendance": "in_person"}
 
 
-async def wait_for(predicate: Any, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = await predicate()
-        if found:
-            return found
-        await asyncio.sleep(0.2)
-    raise AssertionError("timed out waiting")
+async def wait_for(predicate: Any, within: float = 20) -> Any:
+    """The first truthy answer of ``predicate``, polled; fails after ``within`` seconds."""
+    try:
+        async with asyncio.timeout(within):
+            while not (found := await predicate()):  # noqa: ASYNC110 (another process)
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        raise AssertionError("timed out waiting") from None
+    return found
 
 
 async def messages_to(db: Database, recipient: str, kind: str = "confirmation") -> list[Any]:

@@ -93,3 +93,18 @@ async def test_ids_beyond_the_integer_column_are_404_not_500(client: httpx.Async
         response = await client.get(f"/api/sessions/{raw}")
         assert response.status_code == 404, (raw, response.text)
         assert response.json()["error"]["code"] == "not_found"
+
+
+async def test_a_405_lists_every_method_of_its_path(client: httpx.AsyncClient) -> None:
+    """Found by schemathesis: each method is its own route, and Allow named only the first's."""
+    cases = {
+        "/api/courses": "GET, HEAD, POST",
+        "/api/sessions/1": "GET, HEAD, PATCH",
+        "/api/sessions/1/registrations": "GET, HEAD, POST",
+        "/api/registrations/some-token": "DELETE, GET, HEAD",
+    }
+    for path, allowed in cases.items():
+        answer = await client.options(path)
+        assert answer.status_code == 405, (path, answer.text)
+        assert answer.headers["allow"] == allowed, path
+    assert (await client.put("/api/agencies/1/coordinators")).headers["allow"] == "GET, HEAD, POST"

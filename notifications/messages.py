@@ -413,6 +413,12 @@ def _recipient(email: str, name: str | None) -> Address:
     local, at, domain = email.rpartition("@")
     if not at or not local or not domain or header_text(email) != email:
         raise PermanentError(f"bad recipient address {email!r}")
+    if not domain.isascii():
+        # Stored before domains were kept in their ASCII form: every relay takes that one.
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError as exc:
+            raise PermanentError(f"bad recipient address {email!r}: {exc}") from exc
     try:
         return Address(display_name=header_text(name or ""), username=local, domain=domain)
     except (ValueError, HeaderParseError) as exc:

@@ -18,7 +18,7 @@ import os
 import re
 import ssl
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, SMTPUTF8
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -82,7 +82,10 @@ class FileTransport:
             name = _UNSAFE_FILENAME.sub("_", str(message["Message-ID"] or "message").strip("<>"))
             final = self.folder / f"{name}.eml"
             partial = self.folder / f".{name}.{os.getpid()}.tmp"
-            partial.write_bytes(message.as_bytes(policy=SMTP))
+            # An address with non-ASCII characters before the @ has no RFC 2047 form: such a
+            # message is written as an SMTPUTF8 relay would receive it (RFC 6532, raw UTF-8).
+            policy = SMTPUTF8 if needs_smtputf8(message) else SMTP
+            partial.write_bytes(message.as_bytes(policy=policy))
             # Readers never see half a file: rename is atomic within one folder.
             partial.replace(final)
         except OSError as exc:
@@ -171,8 +174,26 @@ class SmtpTransport:
                 client.close()
 
 
+def needs_smtputf8(message: EmailMessage) -> bool:
+    """Whether an address of ``message`` has non-ASCII characters (only SMTPUTF8 carries it)."""
+    for name in ("From", "To", "Cc", "Bcc"):
+        header = message[name]
+        if header is None:
+            continue
+        for address in getattr(header, "addresses", ()):
+            if not address.addr_spec.isascii():
+                return True
+    return False
+
+
 def _classify(exc: BaseException) -> BaseException:
     """Map what aiosmtplib raised onto retry-or-not; anything unexpected passes through."""
+    if isinstance(exc, aiosmtplib.SMTPNotSupported) and "SMTPUTF8" in str(exc):
+        # The relay will never take this address; retrying would only repeat the refusal.
+        return PermanentError(
+            "the mail relay does not offer SMTPUTF8, which an address with non-ASCII "
+            "characters before the @ needs"
+        )
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         answers = exc.recipients
         text = "; ".join(f"{r.code} {r.message} ({r.recipient})" for r in answers)

@@ -17,15 +17,15 @@ from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from notifications.models import utcnow
 from scheduler import logins
 from scheduler.db import Database
 from scheduler.errors import AlreadyExists, Invalid, NotFound, Unauthorized
-from scheduler.models import Account, AdminUser, LoginSession
-from scheduler.validation import Fields
+from scheduler.models import Account, AdminUser
+from scheduler.validation import Fields, address_key
 
 MIN_PASSWORD = 12
 
@@ -117,22 +117,16 @@ async def set_password(
         admin_id = (
             await conn.execute(
                 update(AdminUser)
-                .where(AdminUser.email == email.strip().lower())
+                .where(AdminUser.email == address_key(email))
                 .values(password_hash=hasher().hash(password))
                 .returning(AdminUser.id)
             )
         ).scalar_one_or_none()
         if admin_id is None:
-            raise NotFound("admin", email.strip().lower())
+            raise NotFound("admin", address_key(email))
         # Every other sign-in of this admin ends with the old password (issue 9, point 8).
-        ended = (
-            (LoginSession.kind == "admin")
-            & (LoginSession.user_id == admin_id)
-            & LoginSession.revoked_at.is_(None)
-        )
-        if keep_login is not None:
-            ended = ended & (LoginSession.id_hash != logins.digest(keep_login))
-        await conn.execute(update(LoginSession).where(ended).values(revoked_at=utcnow()))
+        account_id = await logins.account_of(conn, logins.ADMIN, int(admin_id))
+        await logins.revoke_in(conn, account_id, keep=keep_login)
     return int(admin_id)
 
 
@@ -165,6 +159,23 @@ async def change_own_password(
     return admin_id
 
 
+async def remove_admin(db: Database, email: str) -> None:
+    """Remove the admin ``email``: their account goes with them, and with it every sign-in, so
+    a cookie of theirs opens nothing from the next request on. Raises ``NotFound``."""
+    async with db.write() as conn:
+        admin_id = (
+            await conn.execute(
+                delete(AdminUser)
+                .where(AdminUser.email == address_key(email))
+                .returning(AdminUser.id)
+            )
+        ).scalar_one_or_none()
+        if admin_id is None:
+            raise NotFound("admin", address_key(email))
+        # The foreign keys cascade; said here too, so nothing rests on the database's settings.
+        await conn.execute(delete(Account).where(Account.admin_user_id == admin_id))
+
+
 async def count_admins(db: Database) -> int:
     async with db.read() as conn:
         return int((await conn.execute(select(func.count()).select_from(AdminUser))).scalar_one())
@@ -188,7 +199,7 @@ async def verify_login(db: Database, email: str, password: str) -> int:
     """Check an admin's password and return their id; raises ``Unauthorized``."""
     async with db.read() as conn:
         row = (
-            await conn.execute(select(AdminUser).where(AdminUser.email == email.strip().lower()))
+            await conn.execute(select(AdminUser).where(AdminUser.email == address_key(email)))
         ).first()
     if row is None:
         # The same one verify as a real check, so timing does not reveal which emails exist.

@@ -40,7 +40,11 @@ from scheduler.web import (
 from scheduler.web.auth import session_middleware
 from scheduler.web.body_limit import ATTENDANCE_MAX_BYTES, ATTENDANCE_UPLOADS, BodyLimitMiddleware
 from scheduler.web.errors import EXCEPTION_HANDLERS
-from scheduler.web.middleware import RequestMiddleware
+from scheduler.web.middleware import (
+    AddressPolicyMiddleware,
+    AllowedMethodsMiddleware,
+    RequestMiddleware,
+)
 from scheduler.web.pages import STATIC_DIR, SecurityHeadersMiddleware, make_templates
 
 
@@ -100,6 +104,8 @@ def create_app(settings: Settings) -> Starlette:
                 ),
             ),
             Middleware(SecurityHeadersMiddleware),
+            Middleware(AllowedMethodsMiddleware, routes=routes),
+            Middleware(AddressPolicyMiddleware, smtputf8=settings.smtputf8),
             session_middleware(settings),
         ],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -1,4 +1,5 @@
 """The command line: ``scheduler serve | migrate | demo | admin create | admin password |
+admin remove |
 token create | outbox``."""
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--password-stdin", action="store_true", help="read the new password from stdin"
     )
 
+    remove = admin_commands.add_parser(
+        "remove", help="remove an admin user; their sign-ins end at once"
+    )
+    remove.add_argument("email")
+
     token = commands.add_parser("token", help="manage admin API tokens")
     token_commands = token.add_subparsers(dest="token_command", required=True)
     token_create = token_commands.add_parser("create", help="print a new API token once")
@@ -86,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "admin" and args.admin_command == "password":
             return asyncio.run(_admin_password(settings, args.email, args.password_stdin))
+        if args.command == "admin" and args.admin_command == "remove":
+            return asyncio.run(_admin_remove(settings, args.email))
         if args.command == "admin":
             return asyncio.run(_admin_create(settings, args.email, args.password_stdin))
         if args.command == "purge":
@@ -156,6 +164,17 @@ async def _admin_password(settings: Settings, email: str, from_stdin: bool) -> i
     finally:
         await db.dispose()
     print(f"password of admin {email.strip().lower()} changed")
+    return 0
+
+
+async def _admin_remove(settings: Settings, email: str) -> int:
+    await migrate.upgrade(settings.database_url)
+    db = Database.from_url(settings.database_url)
+    try:
+        await accounts.remove_admin(db, email)
+    finally:
+        await db.dispose()
+    print(f"admin {email.strip().lower()} removed; their sign-ins have ended")
     return 0
 
 

@@ -74,6 +74,8 @@ class Settings:
     travel_buffer: timedelta = timedelta(0)
     # The training provider printed on certificates and exports when a course names none.
     provider_name: str = "National De-escalation Training Network"
+    # The relay offers SMTPUTF8: addresses with non-ASCII characters before the @ are taken.
+    smtputf8: bool = False
 
     @property
     def is_sqlite(self) -> bool:
@@ -184,6 +186,8 @@ class Settings:
                 raise ConfigError("SCHEDULER_TRAVEL_BUFFER", buffer, "use 0 or an amount like 30m")
             if match is not None:
                 kwargs["travel_buffer"] = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        if (utf8 := get("SMTPUTF8")) is not None:
+            kwargs["smtputf8"] = parse_bool("SCHEDULER_SMTPUTF8", utf8)
         if (jobs := get("RUN_JOBS")) is not None:
             kwargs["run_jobs"] = parse_bool("SCHEDULER_RUN_JOBS", jobs)
         secret = get("SECRET_KEY")

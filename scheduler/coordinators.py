@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from scheduler import logins
 from scheduler.db import Database
 from scheduler.errors import Conflict, NotFound
 from scheduler.models import Account, AccountAgency, Agency
@@ -78,6 +79,8 @@ async def set_status(db: Database, account_id: int, status: str) -> str:
                 "this person asked for access: approve or refuse it", {"status": PENDING}
             )
         await conn.execute(update(Account).where(Account.id == account_id).values(status=status))
+        if status == DISABLED:
+            await logins.revoke_in(conn, account_id)
         return str(account.name)
 
 

@@ -36,7 +36,6 @@ __all__ = [
     "MODES",
     "Account",
     "AccountAgency",
-    "AccountSession",
     "AdminUser",
     "Agency",
     "AgencyImport",
@@ -488,21 +487,6 @@ class SignInLink(Base):
     __table_args__ = (Index("ix_sign_in_links_account", "account_id", "created_at"),)
 
 
-class AccountSession(Base):
-    """A signed-in coordinator or instructor: the cookie names it, the row says it still holds."""
-
-    __tablename__ = "account_sessions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    expires_at: Mapped[datetime]
-    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
-
-    __table_args__ = (Index("ix_account_sessions_account", "account_id"),)
-
-
 class AdminUser(Base):
     __tablename__ = "admin_users"
 
@@ -542,24 +526,25 @@ class RateLimitWindow(Base):
 
 
 class LoginSession(Base):
-    """One sign-in to the web pages: the signed cookie names it, the server decides if it holds.
+    """One sign-in of one account, whoever it is: an admin with a password, a coordinator or an
+    instructor by emailed link. The signed cookie names it; the server decides if it holds.
 
     The cookie carries a random id; only its SHA-256 is stored. Every signed-in request checks
-    the row, so signing out, changing the password or removing the user ends the sign-in on
-    every instance at once (``scheduler.logins``). ``kind`` says whose id ``user_id`` is
-    (``admin`` today), so other kinds of account can sign in the same way.
+    the row and the account, so signing out, changing the password, disabling or removing the
+    account ends the sign-in on every instance at once (``scheduler.logins``). ``kind`` says how
+    it began: ``admin`` (password, the admin pages) or ``link`` (an emailed link).
     """
 
     __tablename__ = "login_sessions"
 
     id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(20), default="admin")
-    user_id: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 
-    __table_args__ = (Index("ix_login_sessions_user", "kind", "user_id"),)
+    __table_args__ = (Index("ix_login_sessions_account", "account_id"),)
 
 
 class Attendance(Base):

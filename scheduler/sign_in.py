@@ -6,8 +6,9 @@ access requests, one-time links and the account sessions they open.
   cannot both sign in.
 - Asking for a link answers the same whether or not the address has an account (no
   enumeration), and an account gets at most ``LINKS_PER_WINDOW`` links per window.
-- A signed-in browser holds an account session's token in its signed cookie; the row says
-  whether it still holds (expiry, sign-out, a disabled account).
+- A signed-in browser holds a sign-in's token in its signed cookie. The sign-in is a row of
+  ``login_sessions``, the one table for everyone who signs in (``scheduler.logins``); it says
+  whether it still holds (expiry, sign-out, a disabled or removed account).
 
 Admins keep their passwords (``scheduler.accounts``); every admin also has an account row.
 """
@@ -26,23 +27,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notifications import outbox
 from notifications.models import utcnow
-from scheduler import agencies
+from scheduler import agencies, logins
 from scheduler.db import Database
 from scheduler.errors import Gone, Invalid, NotFound
-from scheduler.models import (
-    Account,
-    AccountAgency,
-    AccountSession,
-    Agency,
-    Instructor,
-    SignInLink,
-)
-from scheduler.validation import Fields
+from scheduler.models import Account, AccountAgency, Agency, Instructor, SignInLink
+from scheduler.validation import Fields, address_key
 
 LINK_LIFETIME = timedelta(minutes=15)
 LINK_WINDOW = timedelta(minutes=15)
 LINKS_PER_WINDOW = 3
-SESSION_LIFETIME = timedelta(hours=12)
+SESSION_LIFETIME = logins.MAX_AGE
 
 
 def digest(token: str) -> str:
@@ -216,7 +210,7 @@ async def request_link(db: Database, email: str, *, now: datetime | None = None)
     is for tests and logs only.
     """
     now = now or utcnow()
-    key = email.strip().lower()[:320]
+    key = address_key(email)
     async with db.write() as conn:
         account = (
             await conn.execute(
@@ -308,15 +302,8 @@ async def redeem(db: Database, token: str, *, now: datetime | None = None) -> st
         ).first()
         if account is None:
             raise Gone("this account may not sign in")
-        session_token = secrets.token_urlsafe(32)
-        await conn.execute(
-            insert(AccountSession).values(
-                account_id=account.id,
-                token_hash=digest(session_token),
-                created_at=now,
-                expires_at=now + SESSION_LIFETIME,
-            )
-        )
+        # The same sign-in table as the admins' (scheduler.logins): one way to end them all.
+        session_token = await logins.open_in(conn, logins.LINK, account.id, now)
         await conn.execute(
             update(Account).where(Account.id == account.id).values(last_sign_in_at=now)
         )
@@ -344,23 +331,22 @@ async def peek(db: Database, token: str, *, now: datetime | None = None) -> bool
 async def signed_in(
     db: Database, session_token: str, *, now: datetime | None = None
 ) -> SignedIn | None:
-    """The account of a live account session, with its agencies; None when it does not hold."""
+    """The account of a live sign-in by link, with its agencies; None when it does not hold
+    (signed out, expired, the account disabled or removed)."""
     now = now or utcnow()
+    if not isinstance(session_token, str) or not 20 <= len(session_token) <= 100:
+        return None
     async with db.read() as conn:
+        found = (await conn.execute(logins.live(logins.digest(session_token), now))).first()
+        if found is None or found.kind != logins.LINK:
+            return None
         row = (
             await conn.execute(
-                select(Account.id, Account.email, Account.name, Account.role)
-                .join(AccountSession, AccountSession.account_id == Account.id)
-                .where(
-                    AccountSession.token_hash == digest(session_token),
-                    AccountSession.revoked_at.is_(None),
-                    AccountSession.expires_at > now,
-                    Account.status == "active",
+                select(Account.id, Account.email, Account.name, Account.role).where(
+                    Account.id == found.account_id
                 )
             )
-        ).first()
-        if row is None:
-            return None
+        ).one()
         agency_ids = (
             await conn.scalars(
                 select(AccountAgency.agency_id)
@@ -372,12 +358,29 @@ async def signed_in(
 
 
 async def sign_out(db: Database, session_token: str) -> None:
+    await logins.end(db, session_token)
+
+
+async def set_status(db: Database, account_id: int, status: str) -> None:
+    """An admin disables (or enables again) a coordinator's or instructor's account. A disabled
+    account's sign-ins stop holding at once, and it gets no more links. Raises ``NotFound``
+    (no such account, or an admin's: those are removed with ``accounts.remove_admin``) and
+    ``Invalid`` (a status other than ``active`` or ``disabled``)."""
+    if status not in ("active", "disabled"):
+        raise Invalid({"status": "must be active or disabled"})
     async with db.write() as conn:
-        await conn.execute(
-            update(AccountSession)
-            .where(AccountSession.token_hash == digest(session_token))
-            .values(revoked_at=utcnow())
-        )
+        changed = (
+            await conn.execute(
+                update(Account)
+                .where(Account.id == account_id, Account.role != "admin")
+                .values(status=status)
+                .returning(Account.id)
+            )
+        ).first()
+        if changed is None:
+            raise NotFound("account", account_id)
+        if status == "disabled":
+            await logins.revoke_in(conn, account_id)
 
 
 async def coordinators(conn: AsyncConnection, agency_id: int | None = None) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -31,6 +32,11 @@ _JOINERS = "\u200c\u200d"
 # Dates outside this range are typing errors, and far ones overflow date arithmetic.
 MIN_YEAR, MAX_YEAR = 2000, 2199
 _MISSING = object()
+# Whether an address may have characters outside ASCII before the @. Only a relay that offers
+# SMTPUTF8 can deliver to one, so they are refused unless the operator says the relay does
+# (SCHEDULER_SMTPUTF8); the app sets this per request from its settings, so the parsers need
+# not carry settings around. The dispatcher still checks the relay at send time.
+SMTPUTF8_ADDRESSES: ContextVar[bool] = ContextVar("smtputf8_addresses", default=False)
 # The USPS codes of the states, DC and the territories: the first two characters of an ORI.
 STATES = frozenset(
     [
@@ -119,6 +125,10 @@ class Fields:
         default: str | None = None,
     ) -> str | None:
         value = self.data.get(name, _MISSING)
+        if isinstance(value, str) and len(value) > max_length:
+            # Counted as sent, spaces and all, as the published schema's maxLength counts.
+            self.fail(name, f"must be at most {max_length} characters")
+            return default
         if value is _MISSING or value is None or (isinstance(value, str) and not value.strip()):
             if required:
                 self.fail(name, "is required")
@@ -146,14 +156,32 @@ class Fields:
         return value
 
     def email(self, name: str = "email") -> str | None:
+        """An address as it is stored: the domain in its ASCII (IDNA) form, ``bücher.de`` as
+        ``xn--bcher-kva.de``, so every relay can deliver to it. A local part outside ASCII is
+        refused unless ``SMTPUTF8_ADDRESSES`` allows it."""
         value = self.text(name, max_length=320)
         if value is None:
             return None
         try:
-            return validate_email(value, check_deliverability=False).normalized
+            checked = validate_email(
+                value, check_deliverability=False, allow_smtputf8=SMTPUTF8_ADDRESSES.get()
+            )
         except EmailNotValidError as exc:
-            self.fail(name, f"is not a valid email address ({exc})")
+            local = value.rpartition("@")[0]
+            if local and not local.isascii() and not SMTPUTF8_ADDRESSES.get():
+                self.fail(
+                    name,
+                    "must use only ASCII characters before the @: "
+                    "the mail relay cannot deliver to an address like this one",
+                )
+            else:
+                self.fail(name, f"is not a valid email address ({exc})")
             return None
+        address = f"{checked.local_part}@{checked.ascii_domain}"
+        if len(address) > 320:
+            self.fail(name, "must be at most 320 characters")
+            return None
+        return address
 
     def slug(self, name: str = "slug") -> str | None:
         value = self.text(name, max_length=80)
@@ -186,6 +214,8 @@ class Fields:
             return None
         if isinstance(value, str) and re.fullmatch(r"-?\d{1,9}", value.strip()):
             value = int(value.strip())
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            value = int(value)  # JSON has one number type: 3.0 is the integer 3
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail(name, "must be a whole number")
             return None
@@ -198,7 +228,10 @@ class Fields:
         value = self.text(name, max_length=2000, required=required)
         if value is None:
             return None
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)
+        except ValueError:  # e.g. an unclosed IPv6 bracket: "http://["
+            parts = urlsplit("")
         if parts.scheme not in ("https", "http") or not parts.netloc:
             self.fail(name, "must be an http(s) URL")
             return None
@@ -221,6 +254,17 @@ class Fields:
     def done(self) -> None:
         if self.errors:
             raise Invalid(self.errors)
+
+
+def address_key(value: str) -> str:
+    """A typed address as it would be stored, lower-cased, to look someone up by it: the
+    domain in its ASCII form. Text that is no address comes back stripped and lower-cased."""
+    value = value.strip()[:320]
+    try:
+        checked = validate_email(value, check_deliverability=False, allow_smtputf8=True)
+    except EmailNotValidError:
+        return value.lower()
+    return f"{checked.local_part}@{checked.ascii_domain}".lower()
 
 
 def strip_invisible(value: str) -> str:

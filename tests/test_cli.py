@@ -218,3 +218,17 @@ async def test_demo_twice_adds_nothing_the_second_time(run, empty_database_url):
         " WHERE c.slug = 'managing-bias'",
     )
     assert {m.mode for m in modes} == {"in_person", "virtual", "hybrid"}
+
+
+async def test_admin_remove_takes_the_admin_and_their_account(run, database_url):
+    made = run(
+        database_url, "admin", "create", "chief@example.org", "--password-stdin", stdin="x" * 20
+    )
+    assert made.returncode == 0, made.stderr
+    done = run(database_url, "admin", "remove", "Chief@Example.org")
+    assert done.returncode == 0, done.stderr
+    assert "removed" in done.stdout
+    assert await query(database_url, "SELECT id FROM admin_users") == []
+    assert await query(database_url, "SELECT id FROM accounts") == []
+    again = run(database_url, "admin", "remove", "chief@example.org")
+    assert again.returncode == 1 and "does not exist" in again.stderr

@@ -129,3 +129,73 @@ async def test_existing_sessions_become_one_meeting_each(empty_database_url):
         ("scheduled", 0, "session-8"),
     ]
     assert [bool(f[0]) for f in flags] == [False, False]
+
+
+async def test_sign_ins_move_into_one_table_and_back(empty_database_url):
+    """0007: admins get accounts; admin and link sign-ins end up in login_sessions, and back."""
+    from sqlalchemy import text
+
+    await migrate.upgrade(empty_database_url, "0006")
+    engine = make_engine(empty_database_url, pool_size=1)
+    at = "'2026-06-01 10:00:00'"
+    try:
+        async with engine.begin() as conn:
+            for sql in (
+                "INSERT INTO admin_users (id, email, password_hash, created_at) VALUES"
+                f" (4, 'boss@example.org', 'x', {at}), (5, 'old@example.org', 'y', {at})",
+                # boss already has an account; old (made before accounts) does not.
+                "INSERT INTO accounts (id, email, name, role, status, admin_user_id, created_at)"
+                f" VALUES (10, 'boss@example.org', 'Boss', 'admin', 'active', 4, {at}),"
+                f" (11, 'casey@pd.example.org', 'Casey', 'coordinator', 'active', NULL, {at})",
+                "INSERT INTO login_sessions (id_hash, kind, user_id, created_at, last_seen_at,"
+                f" revoked_at) VALUES ('{'a' * 64}', 'admin', 4, {at}, {at}, NULL),"
+                f" ('{'b' * 64}', 'admin', 5, {at}, {at}, {at}),"
+                f" ('{'c' * 64}', 'admin', 99, {at}, {at}, NULL)",
+                "INSERT INTO account_sessions (id, account_id, token_hash, created_at, expires_at,"
+                f" revoked_at) VALUES (1, 11, '{'d' * 64}', {at}, '2026-06-01 22:00:00', NULL)",
+            ):
+                await conn.execute(text(sql))
+        await migrate.upgrade(empty_database_url)
+        async with engine.connect() as conn:
+            accounts = (
+                await conn.execute(
+                    text("SELECT email, role, admin_user_id FROM accounts ORDER BY email")
+                )
+            ).all()
+            rows = (
+                await conn.execute(
+                    text(
+                        "SELECT s.id_hash, s.kind, a.email, s.revoked_at FROM login_sessions s"
+                        " JOIN accounts a ON a.id = s.account_id ORDER BY s.id_hash"
+                    )
+                )
+            ).all()
+        assert [tuple(a) for a in accounts] == [
+            ("boss@example.org", "admin", 4),
+            ("casey@pd.example.org", "coordinator", None),
+            ("old@example.org", "admin", 5),
+        ]
+        # The sign-in of an admin id that no longer exists had nothing to belong to.
+        assert [(r.id_hash[0], r.kind, r.email, r.revoked_at is None) for r in rows] == [
+            ("a", "admin", "boss@example.org", True),
+            ("b", "admin", "old@example.org", False),
+            ("d", "link", "casey@pd.example.org", True),
+        ]
+
+        async with engine.connect() as conn:
+            await conn.run_sync(lambda c: _downgrade(c, "0006"))
+        async with engine.connect() as conn:
+            admin_rows = (
+                await conn.execute(text("SELECT id_hash, user_id FROM login_sessions"))
+            ).all()
+            link_rows = (
+                await conn.execute(
+                    text("SELECT account_id, token_hash, expires_at FROM account_sessions")
+                )
+            ).all()
+        assert sorted((r.id_hash[0], r.user_id) for r in admin_rows) == [("a", 4), ("b", 5)]
+        assert [(r.account_id, r.token_hash[0], str(r.expires_at)[:16]) for r in link_rows] == [
+            (11, "d", "2026-06-01 22:00")
+        ]
+    finally:
+        await engine.dispose()

@@ -307,6 +307,8 @@ def _parse_ids(raw: Any, name: str, fields: Fields) -> tuple[int, ...]:
     for index, item in enumerate(raw):
         if isinstance(item, str) and item.strip().isdigit():
             item = int(item.strip())
+        if isinstance(item, float) and item.is_integer() and abs(item) < 2**53:
+            item = int(item)
         if isinstance(item, bool) or not isinstance(item, int) or not 0 < item < 2**31:
             fields.fail(f"{name}[{index}]", "must be an id (a whole number)")
         elif item in ids:

@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from scheduler import agencies, holds, sign_in, squads, tokens
 from scheduler.errors import Invalid, NotFound, Unauthorized
+from scheduler.validation import Fields
 from scheduler.web import agency_auth
 from scheduler.web.api import path_int, read_json, registration_json
 from scheduler.web.auth import csrf_ok
@@ -106,10 +107,10 @@ async def patch_agency(request: Request) -> Response:
 
 async def merge_agency(request: Request) -> Response:
     await require_admin(request)
-    data = await read_json(request)
-    into = data.get("into")
-    if isinstance(into, bool) or not isinstance(into, int):
-        raise Invalid({"into": "must be the id of the agency to keep"})
+    fields = Fields(await read_json(request))
+    into = fields.integer("into", minimum=1, maximum=2**31 - 1)
+    fields.done()
+    assert into is not None
     agency = await agencies.merge(_db(request), path_int(request, "agency_id"), into)
     return JSONResponse(agencies.agency_json(agency))
 

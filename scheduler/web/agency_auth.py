@@ -6,7 +6,8 @@
   links), the POST carries the page's CSRF token and spends the link, then starts a fresh
   cookie session holding the account session's token.
 - The cookie is the same signed session the admin pages use; ``account_session`` in it names
-  a row in ``account_sessions`` that says whether it still holds.
+  a row of ``login_sessions``, the one sign-in table (``scheduler.logins``), that says whether
+  it still holds.
 """
 
 from __future__ import annotations

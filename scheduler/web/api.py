@@ -17,7 +17,7 @@ from scheduler.calendar import add_to_calendar_links
 from scheduler.catalog import directory
 from scheduler.config import Settings
 from scheduler.errors import Invalid, NotFound
-from scheduler.validation import is_encodable
+from scheduler.validation import Fields, is_encodable
 from scheduler.web import ratelimit
 from scheduler.web.params import db_of as _db
 from scheduler.web.params import parse_id
@@ -246,9 +246,10 @@ async def cancel_session(request: Request) -> Response:
     session_id = path_int(request, "session_id")
     reason = None
     if (await request.body()).strip():
-        data = await read_json(request)
-        reason = data.get("reason") if isinstance(data.get("reason"), str) else None
-    session = await catalog.cancel_session(_db(request), session_id, reason=(reason or "")[:500])
+        fields = Fields(await read_json(request))
+        reason = fields.text("reason", max_length=500, required=False, multiline=True)
+        fields.done()
+    session = await catalog.cancel_session(_db(request), session_id, reason=reason or "")
     return JSONResponse(
         session_json(session, _settings(request), utcnow(), private=True), headers=NO_STORE
     )
@@ -291,7 +292,10 @@ async def list_registrations(request: Request) -> Response:
     async with _db(request).read() as conn:
         session = await catalog.get_session(conn, session_id)
         entries = await catalog.roster(conn, session_id)
-    if request.query_params.get("format") == "csv":
+    wanted = request.query_params.getlist("format")
+    if len(wanted) > 1 or (wanted and wanted[0] not in ("json", "csv")):
+        raise Invalid({"format": "must be json or csv, given once"})
+    if wanted == ["csv"]:
         filename = f"roster-{session.course_slug}-{session.id}.csv"
         return Response(
             roster_csv(entries),

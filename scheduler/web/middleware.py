@@ -13,13 +13,16 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Sequence
 
 from starlette.datastructures import MutableHeaders
+from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from scheduler.db import is_database_outage
 from scheduler.errors import Unavailable
 from scheduler.logs import loggable_path, request_id_var
+from scheduler.validation import SMTPUTF8_ADDRESSES
 from scheduler.web.errors import error_response
 from scheduler.web.metrics import Metrics, registration_outcome
 
@@ -145,3 +148,51 @@ class RequestMiddleware:
                 },
             )
             request_id_var.reset(token)
+
+
+class AddressPolicyMiddleware:
+    """Tells the input parsers whether the relay takes non-ASCII local parts (SMTPUTF8).
+
+    The parsers read ``validation.SMTPUTF8_ADDRESSES``; it is set for the request's own
+    context only, from the settings the app was built with.
+    """
+
+    def __init__(self, app: ASGIApp, *, smtputf8: bool) -> None:
+        self.app = app
+        self.smtputf8 = smtputf8
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        token = SMTPUTF8_ADDRESSES.set(self.smtputf8)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            SMTPUTF8_ADDRESSES.reset(token)
+
+
+class AllowedMethodsMiddleware:
+    """A 405 lists every method its path takes in ``Allow`` (RFC 9110, 15.5.6).
+
+    Each method of a path is a route of its own, and Starlette's router answers 405 with the
+    methods of the first route whose path matched; this puts the others back.
+    """
+
+    def __init__(self, app: ASGIApp, *, routes: Sequence[BaseRoute]) -> None:
+        self.app = app
+        self.routes = [route for route in routes if isinstance(route, Route)]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_allow(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 405:
+                methods: set[str] = set()
+                for route in self.routes:
+                    if route.methods and route.matches(scope)[0] is not Match.NONE:
+                        methods |= route.methods
+                if methods:
+                    MutableHeaders(scope=message)["allow"] = ", ".join(sorted(methods))
+            await send(message)
+
+        await self.app(scope, receive, send_with_allow)

@@ -12,6 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from scheduler.validation import RESERVED_SLUGS, STATES
+
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
@@ -42,6 +44,162 @@ _NINT = {"type": ["integer", "null"]}
 _TIME = {"type": "string", "format": "date-time"}
 _NTIME = {"type": ["string", "null"], "format": "date-time"}
 _ADMIN: list[dict[str, list[str]]] = [{"bearer": []}]
+
+# What ``scheduler.validation.Fields`` takes, as JSON Schema, so the description is exactly as
+# strict as the server: text has no control characters (a tab is fine; one line unless it is a
+# description), a required text has one visible character (not only spaces or invisible
+# format characters, which are dropped), an optional value may be null, blank or left out.
+_CONTROL_LINE = "\\x00-\\x08\\x0a-\\x1f\\x7f-\\x9f"
+_CONTROL_TEXT = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f"
+_INVISIBLE = (
+    "\\s\\u00ad\\u0600-\\u0605\\u061c\\u06dd\\u070f\\u0890\\u0891\\u08e2\\u180e"
+    "\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u206f\\ufeff\\ufff9-\\ufffb"
+)
+
+
+def _text(max_length: int, *, required: bool = True, multiline: bool = False) -> dict[str, Any]:
+    control = _CONTROL_TEXT if multiline else _CONTROL_LINE
+    if required:
+        pattern = f"^[^{control}]*[^{control}{_INVISIBLE}][^{control}]*$"
+        return {"type": "string", "minLength": 1, "maxLength": max_length, "pattern": pattern}
+    return {"type": ["string", "null"], "maxLength": max_length, "pattern": f"^[^{control}]*$"}
+
+
+def _any_case(words: Any) -> str:
+    """An alternation matching each word in any letter case (JSON Schema has no flags)."""
+    return "|".join(
+        "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in word)
+        for word in sorted(words)
+    )
+
+
+def _codes(words: Any, *, required: bool = True) -> dict[str, Any]:
+    """One of ``words``, any case, spaces around allowed (the server strips and uppercases)."""
+    pattern = f"^\\s*({_any_case(words)})\\s*$"
+    if required:
+        return {"type": "string", "pattern": pattern}
+    return {"type": ["string", "null"], "pattern": f"^\\s*({_any_case(words)})?\\s*$"}
+
+
+def _url(*, required: bool = False) -> dict[str, Any]:
+    host, rest = f"[^\\s/?#\\[\\]{_CONTROL_LINE}]", f"[^\\s{_CONTROL_LINE}]"
+    url = f"[Hh][Tt][Tt][Pp][Ss]?://{host}+(?:[/?#]{rest}*)?"
+    if required:
+        return {"type": "string", "maxLength": 2000, "pattern": f"^\\s*{url}\\s*$"}
+    return {"type": ["string", "null"], "maxLength": 2000, "pattern": f"^\\s*({url})?\\s*$"}
+
+
+def _id(*, required: bool = True) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+    return schema if required else {**schema, "type": ["integer", "null"]}
+
+
+def _count(minimum: int, maximum: int, *, required: bool = True) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "integer", "minimum": minimum, "maximum": maximum}
+    return schema if required else {**schema, "type": ["integer", "null"]}
+
+
+def _choice(values: tuple[str, ...], *, required: bool = True) -> dict[str, Any]:
+    return {"enum": list(values)} if required else {"enum": [*values, None]}
+
+
+# email_validator refuses the special-use names (RFC 6761) as domains: nothing is delivered there.
+_EMAIL = {
+    "type": "string",
+    "format": "email",
+    "maxLength": 320,
+    "not": {
+        "pattern": "[.@]("
+        + _any_case(["arpa", "invalid", "local", "localhost", "onion", "test"])
+        + ")\\.?\\s*$"
+    },
+}
+# Wall-clock time in the session's zone (or with an offset), years 2000-2199.
+_WHEN = (
+    "2[01][0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    "[T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?"
+)
+_LOCAL_TIME = {
+    "type": "string",
+    "maxLength": 40,
+    "pattern": f"^\\s*{_WHEN}\\s*$",
+    "description": "wall-clock time, e.g. 2027-01-12T09:00",
+}
+# Optional: null or blank is not given.
+_NLOCAL_TIME = {**_LOCAL_TIME, "type": ["string", "null"], "pattern": f"^\\s*({_WHEN})?\\s*$"}
+_FLAG = {"type": "boolean"}
+# A calendar day, or blank (not given).
+_DAY = {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "pattern": "^\\s*$"}]}
+_NFLAG = {"type": ["boolean", "null"]}
+
+
+_DELIVERY = {
+    "type": "array",
+    "minItems": 1,
+    "items": {"enum": ["in_person", "virtual", "online"]},
+}
+_TRUTHY = _any_case(["true", "on", "1", "false", "0"])
+
+
+def _session_input() -> dict[str, Any]:
+    return {
+        "starts_at": _LOCAL_TIME,
+        "ends_at": _LOCAL_TIME,
+        "timezone": {
+            "type": "string",
+            "maxLength": 64,
+            "pattern": "^\\s*[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*\\s*$",
+            "description": "an IANA name, e.g. America/Chicago",
+        },
+        "mode": {"enum": ["in_person", "virtual", "hybrid"]},
+        "in_person_capacity": _count(0, 100_000, required=False),
+        "virtual_capacity": _count(0, 100_000, required=False),
+        "venue": _ref("VenueInput"),
+        "join_url": _url(),
+        "platform": _text(80, required=False),
+        "max_per_agency": _count(1, 10_000, required=False),
+        "registration_closes_at": _NLOCAL_TIME,
+        "record_past": {
+            **_NFLAG,
+            "description": "allow a start (and close) before now: a session already held",
+        },
+        "meetings": {
+            "type": "array",
+            "items": _ref("MeetingInput"),
+            "minItems": 1,
+            "maxItems": 60,
+            "description": "ordered, not overlapping; replaces starts_at/ends_at",
+        },
+        "instructors": {
+            "type": ["array", "null"],
+            "items": _id(),
+            "maxItems": 20,
+            "uniqueItems": True,
+        },
+        "venue_id": _id(required=False),
+        "allow_overlap": {"type": ["boolean", "null", "string"], "pattern": f"^({_TRUTHY})?$"},
+    }
+
+
+def _person_input(*, attendance: bool) -> dict[str, Any]:
+    """A person's body: a registration, a hold's name, a substitute, a batch row."""
+    fields: dict[str, Any] = {
+        "name": _text(200),
+        "email": _EMAIL,
+        "agency": _text(200, required=False),
+        "agency_id": _id(required=False),
+        "rank": _text(120, required=False),
+        "post_id": {
+            "type": ["string", "null"],
+            "pattern": "^\\s*([A-Za-z0-9][A-Za-z0-9 ./-]{0,39})?\\s*$",
+            "description": "the officer's number with the state's standards board",
+        },
+        "post_state": _codes(STATES, required=False),
+    }
+    if attendance:
+        fields["attendance"] = {"enum": ["in_person", "virtual"]}
+    return fields
+
 
 SCHEMAS: dict[str, Any] = {
     "Completion": {
@@ -108,14 +266,24 @@ SCHEMAS: dict[str, Any] = {
     "NewCourse": {
         "type": "object",
         "required": ["slug", "title"],
+        "description": "a self-paced online course (delivery online only) needs online_url",
+        "if": {
+            "required": ["delivery"],
+            "properties": {"delivery": {"type": "array", "items": {"const": "online"}}},
+        },
+        "then": {"required": ["online_url"], "properties": {"online_url": _url(required=True)}},
         "properties": {
-            "slug": {"type": "string", "pattern": "^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$"},
-            "title": {"type": "string", "maxLength": 200, "minLength": 1},
-            "description": {"type": "string", "maxLength": 10000},
-            "audience": {"type": "string", "maxLength": 300},
-            "provider": {"type": "string", "maxLength": 200},
-            "delivery": {"type": "array", "items": {"enum": ["in_person", "virtual", "online"]}},
-            "online_url": {"type": "string", "format": "uri"},
+            "slug": {
+                "type": "string",
+                "pattern": "^\\s*[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?\\s*$",
+                "not": {"enum": sorted(RESERVED_SLUGS)},
+            },
+            "title": _text(200),
+            "description": _text(10000, required=False, multiline=True),
+            "audience": _text(300, required=False),
+            "provider": _text(200, required=False),
+            "delivery": _DELIVERY,
+            "online_url": _url(),
             "completion": _ref("CompletionInput"),
             "credit_hours": {"type": ["number", "string", "null"]},
             "course_number": {"type": ["string", "null"], "maxLength": 40},
@@ -125,12 +293,12 @@ SCHEMAS: dict[str, Any] = {
     "CoursePatch": {
         "type": "object",
         "properties": {
-            "title": {"type": "string", "maxLength": 200, "minLength": 1},
-            "description": {"type": "string", "maxLength": 10000},
-            "audience": {"type": "string", "maxLength": 300},
-            "provider": {"type": "string", "maxLength": 200},
-            "delivery": {"type": "array", "items": {"enum": ["in_person", "virtual", "online"]}},
-            "online_url": {"type": "string", "format": "uri"},
+            "title": _text(200),
+            "description": _text(10000, required=False, multiline=True),
+            "audience": _text(300, required=False),
+            "provider": _text(200, required=False),
+            "delivery": _DELIVERY,
+            "online_url": _url(),
             "completion": _ref("CompletionInput"),
             "credit_hours": {"type": ["number", "string", "null"]},
             "course_number": {"type": ["string", "null"], "maxLength": 40},
@@ -169,9 +337,9 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["starts_at", "ends_at"],
         "properties": {
-            "id": {"type": "integer", "description": "keeps that meeting (and its calendar UID)"},
-            "starts_at": {"type": "string", "description": "wall-clock time in the session's zone"},
-            "ends_at": {"type": "string"},
+            "id": {**_id(required=False), "description": "keeps that meeting (and its UID)"},
+            "starts_at": _LOCAL_TIME,
+            "ends_at": _LOCAL_TIME,
         },
     },
     "SessionInstructor": {
@@ -200,20 +368,20 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["name", "email"],
         "properties": {
-            "name": {"type": "string", "maxLength": 200, "minLength": 1},
-            "email": {"type": "string", "format": "email", "maxLength": 320},
-            "credentials": {"type": "string", "maxLength": 500},
-            "public": {"type": "boolean", "description": "show the name on public pages"},
+            "name": _text(200),
+            "email": _EMAIL,
+            "credentials": _text(500, required=False),
+            "public": {**_FLAG, "description": "show the name on public pages"},
         },
     },
     "InstructorPatch": {
         "type": "object",
         "properties": {
-            "name": {"type": "string", "maxLength": 200, "minLength": 1},
-            "email": {"type": "string", "format": "email", "maxLength": 320},
-            "credentials": {"type": "string", "maxLength": 500},
-            "public": {"type": "boolean"},
-            "rotate_feed_token": {"type": "boolean", "description": "revoke the old feed URL"},
+            "name": _text(200),
+            "email": _EMAIL,
+            "credentials": _text(500, required=False),
+            "public": _FLAG,
+            "rotate_feed_token": {**_FLAG, "description": "revoke the old feed URL"},
         },
     },
     "DirectoryVenue": {
@@ -238,12 +406,12 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["name"],
         "properties": {
-            "name": {"type": "string", "maxLength": 200, "minLength": 1},
-            "address": {"type": "string", "maxLength": 300},
-            "city": {"type": "string", "maxLength": 120},
-            "state": {"type": "string", "maxLength": 40},
-            "postal_code": {"type": "string", "maxLength": 20},
-            "room": {"type": "string", "maxLength": 120},
+            "name": _text(200),
+            "address": _text(300, required=False),
+            "city": _text(120, required=False),
+            "state": _text(40, required=False),
+            "postal_code": _text(20, required=False),
+            "room": _text(120, required=False),
         },
     },
     "Session": {
@@ -300,88 +468,39 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "VenueInput": {
-        "type": "object",
+        "type": ["object", "null"],
         "properties": {
-            "name": {"type": "string", "maxLength": 200},
-            "address": {"type": "string", "maxLength": 300},
-            "city": {"type": "string", "maxLength": 120},
-            "state": {"type": "string", "maxLength": 40},
-            "postal_code": {"type": "string", "maxLength": 20},
+            "name": _text(200, required=False),
+            "address": _text(300, required=False),
+            "city": _text(120, required=False),
+            "state": _text(40, required=False),
+            "postal_code": _text(20, required=False),
+            "room": _text(120, required=False),
         },
     },
     "NewSession": {
         "type": "object",
         "required": ["timezone", "mode"],
         "description": "a schedule as meetings, or as starts_at and ends_at (one meeting)",
-        "properties": {
-            "starts_at": {
-                "type": "string",
-                "description": "wall-clock time, e.g. 2027-01-12T09:00",
-            },
-            "ends_at": {"type": "string"},
-            "timezone": {"type": "string", "description": "IANA name, e.g. America/Chicago"},
-            "mode": {"enum": ["in_person", "virtual", "hybrid"]},
-            "in_person_capacity": {"type": "integer", "minimum": 0, "maximum": 100000},
-            "virtual_capacity": {"type": "integer", "minimum": 0, "maximum": 100000},
-            "venue": _ref("VenueInput"),
-            "join_url": {"type": "string", "format": "uri"},
-            "platform": {"type": "string", "maxLength": 80},
-            "max_per_agency": {"type": ["integer", "null"], "minimum": 1},
-            "registration_closes_at": {"type": ["string", "null"]},
-            "record_past": {
-                "type": "boolean",
-                "description": "allow a start (and close) before now: a session already held",
-            },
-            "meetings": {
-                "type": "array",
-                "items": _ref("MeetingInput"),
-                "minItems": 1,
-                "maxItems": 60,
-                "description": "ordered, not overlapping; replaces starts_at/ends_at",
-            },
-            "instructors": {"type": "array", "items": {"type": "integer"}},
-            "venue_id": {"type": "integer"},
-            "allow_overlap": {"type": "boolean"},
-        },
+        "properties": _session_input(),
     },
     "SessionPatch": {
         "type": "object",
-        "properties": {
-            "starts_at": _STR,
-            "ends_at": _STR,
-            "timezone": _STR,
-            "mode": {"enum": ["in_person", "virtual", "hybrid"]},
-            "in_person_capacity": {"type": "integer", "minimum": 0},
-            "virtual_capacity": {"type": "integer", "minimum": 0},
-            "venue": _ref("VenueInput"),
-            "join_url": {"type": "string", "format": "uri"},
-            "platform": _STR,
-            "max_per_agency": {"type": ["integer", "null"], "minimum": 1},
-            "registration_closes_at": {"type": ["string", "null"]},
-            "record_past": {"type": "boolean", "description": "allow moving the start before now"},
-            "meetings": {
-                "type": "array",
-                "items": _ref("MeetingInput"),
-                "minItems": 1,
-                "maxItems": 60,
-                "description": "ordered, not overlapping; replaces starts_at/ends_at",
-            },
-            "instructors": {"type": "array", "items": {"type": "integer"}},
-            "venue_id": {"type": "integer"},
-            "allow_overlap": {"type": "boolean"},
-        },
+        "properties": _session_input(),
     },
-    "CancelSession": {"type": "object", "properties": {"reason": {"type": "string"}}},
+    "CancelSession": {
+        "type": "object",
+        "properties": {"reason": _text(500, required=False, multiline=True)},
+    },
     "NewRegistration": {
         "type": "object",
-        "required": ["name", "email", "agency", "attendance"],
-        "properties": {
-            "name": {"type": "string", "maxLength": 200, "minLength": 1},
-            "email": {"type": "string", "format": "email", "maxLength": 320},
-            "agency": {"type": "string", "maxLength": 200, "minLength": 1},
-            "rank": {"type": "string", "maxLength": 120},
-            "attendance": {"enum": ["in_person", "virtual"]},
-        },
+        "required": ["name", "email", "attendance"],
+        "description": "`agency` (free text) may be left out when `agency_id` names one",
+        "anyOf": [
+            {"required": ["agency"], "properties": {"agency": _text(200)}},
+            {"required": ["agency_id"], "properties": {"agency_id": _id()}},
+        ],
+        "properties": _person_input(attendance=True),
     },
     "CalendarLinks": {
         "type": "object",
@@ -586,18 +705,30 @@ PATHS: dict[str, Any] = {
             "combine; `from` and `to` are calendar days where the session is held. Unknown "
             "or malformed filters answer 422.",
             "parameters": [
-                _query("course", _STR, "A course slug"),
+                _query("course", {"type": "string", "maxLength": 80}, "A course slug"),
                 _query(
                     "mode",
-                    _STR,
+                    {
+                        "type": "string",
+                        "pattern": "^[\\s,]*((in_person|virtual|hybrid)[\\s,]*)*$",
+                    },
                     "One or more of in_person, virtual, hybrid (comma-separated)",
                 ),
-                _query("state", _STR, "Two-letter US state of the venue"),
-                _query("from", {"type": "string", "format": "date"}, "First day, 2027-01-31"),
-                _query("to", {"type": "string", "format": "date"}, "Last day, 2027-02-28"),
+                _query(
+                    "state",
+                    {"type": "string", "pattern": f"^\\s*({_any_case(STATES)})?\\s*$"},
+                    "Two-letter US state of the venue",
+                ),
+                _query("from", _DAY, "First day, 2027-01-31"),
+                _query("to", _DAY, "Last day, 2027-02-28 (not before `from`)"),
                 _query(
                     "available",
-                    {"type": "string", "enum": ["1", "0", "true", "false"]},
+                    {
+                        "type": "string",
+                        "pattern": "^\\s*("
+                        + _any_case(["1", "0", "true", "false", "yes", "no", "on"])
+                        + ")?\\s*$",
+                    },
                     "1: only sessions with a free seat (in the asked mode's pools)",
                 ),
                 _query("cursor", _STR, "The `next_cursor` of the previous page"),
@@ -670,7 +801,7 @@ PATHS: dict[str, Any] = {
                         "text/csv": {"schema": _STR},
                     },
                 },
-                **_errors(401, 404),
+                **_errors(401, 404, 422),
             },
         },
     },
@@ -711,9 +842,104 @@ PATHS: dict[str, Any] = {
 }
 
 
-# Agencies, holds, batches, substitution and moves (#13): described loosely for now (object
-# bodies and answers); the handlers' docstrings in scheduler/web/agency_api.py say the rest.
+# Agencies, holds, batches, substitution and moves (#13): the bodies as strictly as the server
+# reads them; the answers loosely (objects), as the handlers' docstrings in
+# scheduler/web/agency_api.py describe them.
 _OBJECT = {"type": "object"}
+_AGENCY_TYPES = ["municipal", "sheriff", "state", "tribal", "campus", "federal", "other"]
+
+
+_AGENCY_FIELDS = {
+    "name": _text(200),
+    "state": _codes(STATES),
+    "type": {"enum": _AGENCY_TYPES},
+    "ori": {
+        "type": ["string", "null"],
+        "pattern": "^\\s*([A-Za-z]{2}[A-Za-z0-9]{7})?\\s*$",
+        "description": "NCIC ORI: nine letters or digits, the first two the state",
+    },
+}
+_PERSON = {
+    "type": "object",
+    "required": ["name", "email"],
+    "properties": _person_input(attendance=False),
+}
+_BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("/api/agencies", "post"): {
+        "type": "object",
+        "required": ["name", "state", "type"],
+        "properties": _AGENCY_FIELDS,
+        "description": "an ORI starts with the agency's state",
+    },
+    ("/api/agencies/{agency_id}", "patch"): {
+        "type": "object",
+        "properties": _AGENCY_FIELDS,
+        "description": "a new state must match the ORI (given or kept)",
+    },
+    ("/api/agencies/{agency_id}/merge", "post"): {
+        "type": "object",
+        "required": ["into"],
+        "properties": {"into": {**_id(), "description": "the agency to keep"}},
+    },
+    ("/api/agencies/{agency_id}/coordinators", "post"): {
+        "type": "object",
+        "required": ["name", "email"],
+        "properties": {"name": _text(200), "email": _EMAIL},
+    },
+    ("/api/sessions/{session_id}/holds", "post"): {
+        "type": "object",
+        "required": ["agency_id", "attendance", "seats"],
+        "properties": {
+            "agency_id": _id(),
+            "attendance": {"enum": ["in_person", "virtual"]},
+            "seats": _count(1, 1000),
+            "release_at": {
+                **_NLOCAL_TIME,
+                "description": "in the future and before the session starts",
+            },
+        },
+    },
+    ("/api/holds/{hold_id}/registrations", "post"): _PERSON,
+    ("/api/registrations/{registration_id}/transfer", "post"): _PERSON,
+    ("/api/sessions/{session_id}/registrations/batch", "post"): {
+        "type": "object",
+        "required": ["agency_id", "attendance", "people"],
+        "properties": {
+            "agency_id": _id(),
+            "attendance": {"enum": ["in_person", "virtual"]},
+            "people": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 200,
+                "items": {},
+                "description": "each a person's body, checked on its own: a bad row is an "
+                "`error` in `results`, the others go ahead",
+            },
+            "summary_to": {"anyOf": [_EMAIL, {"type": "null"}]},
+        },
+    },
+    ("/api/registrations/{registration_id}/move", "post"): {
+        "type": "object",
+        "required": ["session_id"],
+        "properties": {
+            "session_id": {**_id(), "description": "another session of the same course"},
+            "attendance": {"enum": ["in_person", "virtual", None]},
+        },
+    },
+}
+_QUERIES: dict[tuple[str, str], list[dict[str, Any]]] = {
+    ("/api/agencies", "get"): [
+        _query("q", {"type": "string"}, "Part of a name, or an ORI's start")
+    ],
+    ("/api/registrations", "get"): [
+        {
+            "name": "email",
+            "in": "query",
+            "required": True,
+            "schema": {"type": "string", "maxLength": 320, "pattern": "\\S"},
+        }
+    ],
+}
 _AGENCY_ROUTES: tuple[tuple[str, str, str, int], ...] = (
     ("/api/agencies", "get", "Search the agency directory (?q=)", 200),
     ("/api/agencies", "post", "Add an agency {name, state, type, ori}", 201),
@@ -746,13 +972,18 @@ def _agency_paths() -> dict[str, Any]:
             ]
         operation: dict[str, Any] = {
             "summary": summary,
-            "responses": {str(status): _json(_OBJECT, "OK"), **_errors(401, 404, 409, 422)},
+            "responses": {
+                str(status): _json(_OBJECT, "OK"),
+                **_errors(401, 404, 409, 410, 413, 422),
+            },
         }
-        if method in ("post", "patch"):
+        if (path, method) in _BODIES:
             operation["requestBody"] = {
-                "required": False,
-                "content": {"application/json": {"schema": _OBJECT}},
+                "required": True,
+                "content": {"application/json": {"schema": _BODIES[path, method]}},
             }
+        if (path, method) in _QUERIES:
+            operation["parameters"] = _QUERIES[path, method]
         if not (method == "get" and path.startswith("/api/agencies") and "coord" not in path):
             operation["security"] = _ADMIN
         item[method] = operation

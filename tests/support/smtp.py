@@ -24,13 +24,17 @@ class SmtpSink:
 
     ``refuse`` maps a recipient address to the reply its RCPT TO gets (e.g. ``"550 5.1.1 no
     such user"``); ``stop()`` and ``start()`` take the server away and bring it back on the
-    same port. With ``keep=False`` it only counts.
+    same port. With ``keep=False`` it only counts. With ``smtputf8=True`` it offers SMTPUTF8
+    (RFC 6531), so it takes addresses with non-ASCII characters before the @; ``options`` holds
+    each message's MAIL FROM options.
     """
 
-    def __init__(self, *, keep: bool = True) -> None:
+    def __init__(self, *, keep: bool = True, smtputf8: bool = False) -> None:
         self.port = free_port()
         self.url = f"smtp://127.0.0.1:{self.port}"
         self.keep = keep
+        self.smtputf8 = smtputf8
+        self.options: list[list[str]] = []
         self.received: list[tuple[str, list[str], bytes]] = []
         self.refuse: dict[str, str] = {}
         self._count = 0
@@ -53,12 +57,18 @@ class SmtpSink:
                 self.received.append(
                     (envelope.mail_from, list(envelope.rcpt_tos), envelope.content)
                 )
+                self.options.append(list(envelope.mail_options))
         return "250 Message accepted for delivery"
 
     def start(self) -> SmtpSink:
         # aiosmtpd inspects every attribute of its handler on each connection (evaluating
         # properties such as ``messages``), so it gets a small handler of its own.
-        self._controller = Controller(_SinkHandler(self), hostname="127.0.0.1", port=self.port)
+        self._controller = Controller(
+            _SinkHandler(self),
+            hostname="127.0.0.1",
+            port=self.port,
+            enable_SMTPUTF8=self.smtputf8,
+        )
         self._controller.start()
         return self
 
@@ -69,14 +79,27 @@ class SmtpSink:
 
     @property
     def messages(self) -> list[EmailMessage]:
-        """Every received message, parsed by the standard ``email`` package."""
+        """Every received message, parsed by the standard ``email`` package (an SMTPUTF8 one as
+        the UTF-8 text it is, RFC 6532)."""
         with self._lock:
             raw = [content for _, _, content in self.received]
-        return [email.message_from_bytes(content, policy=default) for content in raw]
+        return [parse_message(content) for content in raw]
 
     def count(self) -> int:
         with self._lock:
             return self._count
+
+
+def parse_message(content: bytes) -> EmailMessage:
+    """A received or written message as the ``email`` package reads it: raw UTF-8 headers
+    (RFC 6532) are read as text, anything else as bytes."""
+    if content.isascii():
+        return email.message_from_bytes(content, policy=default)
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError:
+        return email.message_from_bytes(content, policy=default)
+    return email.message_from_string(text, policy=default)
 
 
 class _SinkHandler:

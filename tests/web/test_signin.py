@@ -16,10 +16,13 @@ from argon2 import PasswordHasher
 from sqlalchemy import delete, func, select, text
 
 from scheduler import accounts, logins
+from scheduler import sign_in as links
 from scheduler.db import Database
-from scheduler.errors import Unauthorized
-from scheduler.models import AdminUser, LoginSession, RateLimitWindow
+from scheduler.errors import NotFound, Unauthorized
+from scheduler.models import Account, AdminUser, LoginSession, RateLimitWindow
+from scheduler.tokens import create_token
 from scheduler.web import ratelimit
+from tests.web.agency_client import follow_link, invite, last_link
 from tests.web.page_client import ADMIN_EMAIL, ADMIN_PASSWORD, csrf_from, make_admin
 
 
@@ -239,3 +242,75 @@ async def test_a_password_change_ends_the_other_sign_ins_but_not_the_one_changin
     assert await opens_admin(server.url, own)
     await accounts.set_password(db, ADMIN_EMAIL, ADMIN_PASSWORD + "-by-the-cli")
     assert not await opens_admin(server.url, own)
+
+
+async def test_a_coordinator_disabled_by_an_admin_loses_the_sign_in_at_once(
+    db: Database, database_url: str, live_server_factory: Any
+) -> None:
+    """One sign-in table for everyone: a disabled account's cookie opens nothing, anywhere."""
+    first = live_server_factory(database_url)
+    second = live_server_factory(database_url)
+    admin = {"Authorization": f"Bearer {await create_token(db, 'disable')}"}
+    async with httpx.AsyncClient(base_url=first.url) as http:
+        agency = await http.post(
+            "/api/agencies",
+            json={"name": "Springfield PD", "state": "IL", "type": "municipal"},
+            headers=admin,
+        )
+        invited = await invite(http, admin, agency.json()["id"], "casey@pd.example.org")
+        assert (
+            await follow_link(http, await last_link(db, "casey@pd.example.org"))
+        ).status_code == 303
+        cookie = saved_cookie(http)
+    for server in (first, second):
+        async with httpx.AsyncClient(base_url=server.url, cookies=cookie) as http:
+            assert (await http.get("/agency")).status_code == 200
+    async with db.read() as conn:
+        kinds = (await conn.execute(select(LoginSession.kind))).scalars().all()
+    assert kinds == ["link"]  # the coordinator's sign-in is a row of the one table
+
+    await links.set_status(db, invited["id"], "disabled")
+    for server in (first, second):
+        async with httpx.AsyncClient(base_url=server.url, cookies=cookie) as http:
+            refused = await http.get("/agency", follow_redirects=False)
+            assert refused.status_code == 303, refused.text
+            assert refused.headers["location"].startswith("/agency/login")
+    # Nor can they ask for a new link while disabled; enabled again, they sign in anew.
+    assert not await links.request_link(db, "casey@pd.example.org")
+    await links.set_status(db, invited["id"], "active")
+    async with httpx.AsyncClient(base_url=first.url, cookies=cookie) as http:
+        assert (await http.get("/agency", follow_redirects=False)).status_code == 303
+
+
+async def test_an_admin_removed_loses_the_sign_in_at_once(
+    db: Database, database_url: str, live_server_factory: Any
+) -> None:
+    await make_admin(db)
+    await accounts.create_admin(db, "other@example.org", ADMIN_PASSWORD)
+    server = live_server_factory(database_url)
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        assert (await sign_in(http)).status_code == 303
+        cookie = saved_cookie(http)
+    assert await opens_admin(server.url, cookie)
+    async with db.read() as conn:
+        roles = (
+            (
+                await conn.execute(
+                    select(Account.role)
+                    .join(LoginSession, LoginSession.account_id == Account.id)
+                    .where(Account.email == ADMIN_EMAIL)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert roles == ["admin"]  # the admin's sign-in belongs to their account
+
+    await accounts.remove_admin(db, ADMIN_EMAIL)
+    assert not await opens_admin(server.url, cookie)
+    async with db.read() as conn:
+        left = (await conn.execute(select(func.count()).select_from(LoginSession))).scalar_one()
+        emails = (await conn.execute(select(Account.email))).scalars().all()
+    assert left == 0 and emails == ["other@example.org"]
+    with pytest.raises(NotFound):
+        await accounts.remove_admin(db, ADMIN_EMAIL)

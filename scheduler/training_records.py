@@ -133,6 +133,9 @@ async def own_certificate_pdf(
     return None if row is None else (row.code, bytes(row.pdf))
 
 
+FIRST_YEAR, LAST_YEAR = 2000, 2199
+
+
 def parse_range(raw_from: str | None, raw_to: str | None) -> tuple[date | None, date | None]:
     """``?from=&to=`` as dates (inclusive); raises ``Invalid`` naming the field."""
     errors: dict[str, str] = {}
@@ -145,6 +148,11 @@ def parse_range(raw_from: str | None, raw_to: str | None) -> tuple[date | None, 
             parsed[name] = date.fromisoformat(str(raw))
         except ValueError:
             errors[name] = "use a date like 2026-11-04"
+            continue
+        day = parsed[name]
+        if day is not None and not FIRST_YEAR <= day.year <= LAST_YEAR:
+            # Far dates overflow when turned into instants in a session's zone.
+            errors[name] = f"must be in the years {FIRST_YEAR}-{LAST_YEAR}"
     if errors:
         raise Invalid(errors)
     start, end = parsed["from"], parsed["to"]

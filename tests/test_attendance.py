@@ -61,6 +61,13 @@ async def test_course_completion_settings_round_trip_and_refusals(client, admin_
     )
     assert wrong_rule.status_code == 422
     assert set(wrong_rule.json()["error"]["fields"]) == {"completion.rule"}
+    # A rule that is not text was taken as "not given" (schemathesis found it).
+    for odd in ({}, [], 0, ""):
+        odd_rule = await client.patch(
+            "/api/courses/plain", json={"completion": {"rule": odd}}, headers=admin_headers
+        )
+        assert odd_rule.status_code == 422, odd
+        assert set(odd_rule.json()["error"]["fields"]) == {"completion.rule"}
     patched = await client.patch(
         "/api/courses/plain",
         json={"completion": {"rule": "percent_hours", "percent": 90}, "credit_hours": 4},

@@ -78,8 +78,11 @@ def _completion(fields: Fields, *, partial: bool) -> dict[str, Any]:
             )
             source = inner or fields
             prefix = "completion." if inner else ""
-            rule = source.data.get(rule_name) or "all_meetings"
-            if rule not in COMPLETION_RULES:
+            # Not given: all meetings (a form's empty choice too; JSON says null).
+            rule = source.data.get(rule_name)
+            if rule is None or (rule == "" and not inner):
+                rule = "all_meetings"
+            if not isinstance(rule, str) or rule not in COMPLETION_RULES:
                 fields.fail(prefix + rule_name, f"must be one of {', '.join(COMPLETION_RULES)}")
             else:
                 percent = source.integer(percent_name, minimum=1, maximum=100, required=False)

@@ -20,7 +20,7 @@ from scheduler.errors import Invalid, NotFound
 from scheduler.validation import Fields, is_encodable
 from scheduler.web import ratelimit
 from scheduler.web.params import db_of as _db
-from scheduler.web.params import parse_id
+from scheduler.web.params import parse_id, wanted_format
 from scheduler.web.params import settings_of as _settings
 from scheduler.web.present import (
     course_json,
@@ -292,10 +292,7 @@ async def list_registrations(request: Request) -> Response:
     async with _db(request).read() as conn:
         session = await catalog.get_session(conn, session_id)
         entries = await catalog.roster(conn, session_id)
-    wanted = request.query_params.getlist("format")
-    if len(wanted) > 1 or (wanted and wanted[0] not in ("json", "csv")):
-        raise Invalid({"format": "must be json or csv, given once"})
-    if wanted == ["csv"]:
+    if wanted_format(request) == "csv":
         filename = f"roster-{session.course_slug}-{session.id}.csv"
         return Response(
             roster_csv(entries),

@@ -14,8 +14,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from scheduler.errors import PayloadTooLarge
 from scheduler.web.errors import error_response
 
-# Attendance reports exported by Zoom or Teams are uploaded whole: they get a larger limit.
-ATTENDANCE_UPLOADS = re.compile(r"/.*/attendance/import")
+# Attendance reports exported by Zoom or Teams are uploaded whole, and one meeting's marks may
+# name up to ``attendance.MAX_MARKS`` people: they get a larger limit.
+ATTENDANCE_UPLOADS = re.compile(r"/.*/attendance(/import)?")
 ATTENDANCE_MAX_BYTES = 4 * 1024 * 1024
 
 

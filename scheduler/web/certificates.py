@@ -25,7 +25,7 @@ from scheduler.web.api import csv_safe, path_int, require_admin
 from scheduler.web.auth import admin_page
 from scheduler.web.errors import error_response
 from scheduler.web.pages import enforce_rate_limit, error_page, render
-from scheduler.web.params import db_of, parse_id, settings_of
+from scheduler.web.params import db_of, parse_id, settings_of, wanted_format
 from scheduler.web.ratelimit import enforce
 
 # A verification answer may be cached briefly by the browser, but must be checked again
@@ -141,7 +141,7 @@ def records_csv(rows: list[dict[str, Any]]) -> bytes:
 
 
 def _records_response(request: Request, rows: list[dict[str, Any]], filename: str) -> Response:
-    if request.query_params.get("format") == "csv":
+    if wanted_format(request) == "csv":
         return Response(
             records_csv(rows),
             media_type="text/csv; charset=utf-8",

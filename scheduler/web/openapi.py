@@ -25,6 +25,7 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 def _errors(*codes: int) -> dict[str, Any]:
     text = {
+        400: "A malformed form body (e.g. more parts than the form has)",
         401: "Missing or invalid admin token",
         404: "Not found",
         409: "Conflicts with the current state",
@@ -128,6 +129,15 @@ _LOCAL_TIME = {
 # Optional: null or blank is not given.
 _NLOCAL_TIME = {**_LOCAL_TIME, "type": ["string", "null"], "pattern": f"^\\s*({_WHEN})?\\s*$"}
 _FLAG = {"type": "boolean"}
+# Hours as a number or its text; 0.25-9999.99 with at most two decimals (the server checks the
+# decimals), blank or null for "the contact hours".
+_CREDIT_HOURS = {
+    "anyOf": [
+        {"type": "null"},
+        {"type": "number", "minimum": 0.25, "maximum": 9999.99},
+        {"type": "string", "maxLength": 12, "pattern": "^\\s*([0-9]*\\.?[0-9]*)?\\s*$"},
+    ]
+}
 # A calendar day, or blank (not given).
 _DAY = {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "pattern": "^\\s*$"}]}
 _NFLAG = {"type": ["boolean", "null"]}
@@ -213,7 +223,7 @@ SCHEMAS: dict[str, Any] = {
     "CompletionInput": {
         "type": "object",
         "properties": {
-            "rule": {"enum": ["all_meetings", "percent_hours"]},
+            "rule": _choice(("all_meetings", "percent_hours"), required=False),
             "percent": {"type": ["integer", "null"], "minimum": 1, "maximum": 100},
         },
     },
@@ -284,10 +294,10 @@ SCHEMAS: dict[str, Any] = {
             "provider": _text(200, required=False),
             "delivery": _DELIVERY,
             "online_url": _url(),
-            "completion": _ref("CompletionInput"),
-            "credit_hours": {"type": ["number", "string", "null"]},
+            "completion": {"anyOf": [_ref("CompletionInput"), {"type": "null"}]},
+            "credit_hours": _CREDIT_HOURS,
             "course_number": {"type": ["string", "null"], "maxLength": 40},
-            "attendance_threshold": {"type": "integer", "minimum": 1, "maximum": 100},
+            "attendance_threshold": _count(1, 100, required=False),
         },
     },
     "CoursePatch": {
@@ -299,10 +309,10 @@ SCHEMAS: dict[str, Any] = {
             "provider": _text(200, required=False),
             "delivery": _DELIVERY,
             "online_url": _url(),
-            "completion": _ref("CompletionInput"),
-            "credit_hours": {"type": ["number", "string", "null"]},
+            "completion": {"anyOf": [_ref("CompletionInput"), {"type": "null"}]},
+            "credit_hours": _CREDIT_HOURS,
             "course_number": {"type": ["string", "null"], "maxLength": 40},
-            "attendance_threshold": {"type": "integer", "minimum": 1, "maximum": 100},
+            "attendance_threshold": _count(1, 100, required=False),
         },
     },
     "Pool": {
@@ -996,7 +1006,7 @@ _MARK = {
     "type": "object",
     "required": ["registration_id", "present"],
     "properties": {
-        "registration_id": _INT,
+        "registration_id": _id(),
         "present": {"type": "boolean"},
         "minutes": {"type": ["integer", "null"], "minimum": 0, "maximum": 1440},
     },
@@ -1018,11 +1028,10 @@ SCHEMAS.update(
             "type": "object",
             "required": ["meeting_id", "marks"],
             "properties": {
-                "meeting_id": _INT,
+                "meeting_id": _id(),
                 "marks": {"type": "array", "items": _MARK, "minItems": 1, "maxItems": 2000},
                 "reason": {
-                    "type": ["string", "null"],
-                    "maxLength": 2000,
+                    **_text(2000, required=False, multiline=True),
                     "description": "Required once the session is finalized; kept in the audit",
                 },
             },
@@ -1152,12 +1161,13 @@ PATHS.update(
                         "multipart/form-data": {
                             "schema": {
                                 "type": "object",
+                                "additionalProperties": False,
                                 "required": ["meeting_id", "platform", "file"],
                                 "properties": {
-                                    "meeting_id": _INT,
+                                    "meeting_id": _id(),
                                     "platform": {"enum": ["zoom", "teams"]},
                                     "file": {"type": "string", "format": "binary"},
-                                    "reason": _STR,
+                                    "reason": _text(2000, required=False, multiline=True),
                                 },
                             }
                         }
@@ -1165,7 +1175,7 @@ PATHS.update(
                 },
                 "responses": {
                     "200": _json(_ref("AttendanceImport"), "Matched and unmatched rows"),
-                    **_errors(401, 404, 410, 413, 422),
+                    **_errors(400, 401, 404, 410, 413, 422),
                 },
             },
         },
@@ -1263,8 +1273,8 @@ PATHS["/api/training-records"] = {
         "summary": "Training records of finalized sessions whose last meeting is in the range",
         "security": _ADMIN,
         "parameters": [
-            _query("from", {"type": "string", "format": "date"}, "first local date, inclusive"),
-            _query("to", {"type": "string", "format": "date"}, "last local date, inclusive"),
+            _query("from", _DAY, "first local date, inclusive"),
+            _query("to", _DAY, "last local date, inclusive (not before `from`)"),
             _FORMAT,
         ],
         "responses": {"200": _RECORDS_200, **_errors(401, 422)},
@@ -1276,7 +1286,7 @@ PATHS["/api/sessions/{session_id}/training-records"] = {
         "summary": "Training records of one session (empty until it is finalized)",
         "security": _ADMIN,
         "parameters": [_FORMAT],
-        "responses": {"200": _RECORDS_200, **_errors(401, 404)},
+        "responses": {"200": _RECORDS_200, **_errors(401, 404, 422)},
     },
 }
 

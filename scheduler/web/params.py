@@ -6,6 +6,7 @@ from starlette.requests import Request
 
 from scheduler.config import Settings
 from scheduler.db import Database
+from scheduler.errors import Invalid
 
 # Ids are 32-bit INTEGER columns: PostgreSQL refuses a larger parameter outright.
 MAX_ID = 2**31 - 1
@@ -32,3 +33,11 @@ def db_of(request: Request) -> Database:
 def settings_of(request: Request) -> Settings:
     settings: Settings = request.state.settings
     return settings
+
+
+def wanted_format(request: Request) -> str:
+    """``?format=``: ``json`` (the default) or ``csv``, given at most once; raises ``Invalid``."""
+    wanted = request.query_params.getlist("format")
+    if len(wanted) > 1 or (wanted and wanted[0] not in ("json", "csv")):
+        raise Invalid({"format": "must be json or csv, given once"})
+    return wanted[0] if wanted else "json"

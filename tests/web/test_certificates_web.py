@@ -294,6 +294,18 @@ async def test_exports_carry_the_shared_columns_formula_safe_with_bom(
         headers=admin_headers,
     )
     assert backwards.json()["error"]["fields"] == {"to": "must not be before from"}
+    # Year 1 overflowed turning into an instant (a 500 schemathesis found); now a field error.
+    far = await client.get(
+        "/api/training-records", params={"from": "0001-01-01"}, headers=admin_headers
+    )
+    assert far.status_code == 422
+    assert far.json()["error"]["fields"] == {"from": "must be in the years 2000-2199"}
+    twice = await client.get(
+        f"/api/sessions/{held.session_id}/training-records?format=csv&format=csv",
+        headers=admin_headers,
+    )
+    assert twice.status_code == 422
+    assert twice.json()["error"]["fields"] == {"format": "must be json or csv, given once"}
     assert (await client.get("/api/training-records")).status_code == 401
     assert (
         await client.get("/api/sessions/999999/training-records", headers=admin_headers)

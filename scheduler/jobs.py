@@ -21,6 +21,7 @@ from notifications.dispatcher import Dispatcher
 from notifications.messages import Mailer
 from notifications.transports import FileTransport, SmtpTransport, Transport
 from scheduler import holds, retention
+from scheduler.assets import EMAIL_TEMPLATES
 from scheduler.config import Settings
 from scheduler.db import Database, is_database_outage
 from scheduler.mail_content import MailContextProvider
@@ -57,6 +58,7 @@ def make_dispatcher(
         db.write,
         mailer=Mailer(
             transport or make_transport(settings),
+            templates=EMAIL_TEMPLATES,
             mail_from=settings.mail_from,
             reply_to=settings.reply_to,
         ),

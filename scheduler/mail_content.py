@@ -35,7 +35,7 @@ from scheduler.config import Settings
 from scheduler.db import Database
 from scheduler.errors import NotFound
 from scheduler.lookup import LOOKUP, active_registrations
-from scheduler.models import CONFIRMED, WAITLISTED, Registration
+from scheduler.models import CONFIRMED, WAITLISTED, Registration, sees_join_url
 
 # Kinds that carry an invite while the seat is confirmed, and the ones that withdraw it.
 _REQUEST_KINDS = ("confirmation", "promoted", "session_changed", "registration_moved")
@@ -348,11 +348,7 @@ class MailContextProvider:
         in_person = attendance == "in_person"
         # Invariant 7: the join URL only ever reaches a confirmed virtual seat, and never in a
         # message that withdraws the seat.
-        show_join = (
-            registration.status == CONFIRMED
-            and attendance == "virtual"
-            and message.kind not in _CANCEL_KINDS
-        )
+        show_join = sees_join_url(registration) and message.kind not in _CANCEL_KINDS
         payload = message.payload
         base = self.settings.base_url
         return {

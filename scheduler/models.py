@@ -8,7 +8,7 @@ constraint keeps within capacity, so invariant 1 holds even if code above it wer
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     Boolean,
@@ -65,6 +65,24 @@ AGENCY_TYPES = ("municipal", "sheriff", "state", "tribal", "campus", "federal", 
 HOLD_ACTIVE = "active"
 HOLD_RELEASED = "released"
 ROLES = ("admin", "coordinator", "instructor")
+
+
+class Seat(Protocol):
+    """What the join-URL rule reads of a registration (a row, a model or a booking outcome)."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def attendance(self) -> str: ...
+
+
+def sees_join_url(seat: Seat) -> bool:
+    """Invariant 7: only a confirmed virtual registrant sees where to join.
+
+    The one home of the rule: the API, the manage page, the "add to calendar" links, the invite
+    and the emails all ask here (each may withhold the URL further, e.g. in a cancellation).
+    """
+    return seat.status == CONFIRMED and seat.attendance == "virtual"
 
 
 class Course(Base):

@@ -14,6 +14,7 @@ from scheduler.calendar.timezones import add_timezones, zone_of
 from scheduler.catalog import CourseView, SessionView
 from scheduler.catalog.views import MeetingView
 from scheduler.config import Settings
+from scheduler.models import sees_join_url
 
 PRODID = "-//National De-escalation Training Network//Training Scheduler//EN"
 REFRESH = timedelta(hours=1)
@@ -282,7 +283,7 @@ def _registrant_event(
     waitlisted = registration.status == "waitlisted" and not cancelling
     join_url = (
         session.join_url
-        if confirmed and registration.attendance == "virtual" and session.join_url
+        if not cancelling and sees_join_url(registration) and session.join_url
         else None
     )
     sequence = int(session.sequence) + int(registration.sequence) + meeting.sequence

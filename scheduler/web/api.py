@@ -179,8 +179,7 @@ async def get_registration(request: Request) -> Response:
     )
     body["session"] = session_json(session, settings, utcnow())
     body["calendar"] = add_to_calendar_links(outcome, session, settings)
-    # Invariant 7: only a confirmed virtual registrant sees where to join.
-    if outcome.status == models.CONFIRMED and outcome.attendance == "virtual":
+    if models.sees_join_url(outcome):
         body["join_url"] = session.join_url
     return JSONResponse(body, headers=NO_STORE)
 

@@ -162,7 +162,7 @@ async def _registration_page(request: Request, template: str) -> Response:
         return error_page(request, 404, "Not found", "This registration link is not valid.")
     registration, outcome, session = found
     now = utcnow()
-    show_join = outcome.status == models.CONFIRMED and outcome.attendance == "virtual"
+    show_join = models.sees_join_url(outcome)
     return render(
         request,
         template,

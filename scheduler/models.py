@@ -52,6 +52,13 @@ __all__ = [
 
 MODES = ("in_person", "virtual", "hybrid")
 ATTENDANCE = ("in_person", "virtual")
+# How pages, feeds and invites name a session's mode and a seat's attendance (one wording each).
+MODE_LABELS = {
+    "in_person": "In person",
+    "virtual": "Live virtual",
+    "hybrid": "Hybrid (in person or live virtual)",
+}
+ATTENDANCE_LABELS = {"in_person": "In person", "virtual": "Live virtual"}
 DELIVERY = ("in_person", "virtual", "online")
 # A registration's status.
 CONFIRMED = "confirmed"

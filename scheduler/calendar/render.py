@@ -14,17 +14,12 @@ from scheduler.calendar.timezones import add_timezones, zone_of
 from scheduler.catalog import CourseView, SessionView
 from scheduler.catalog.views import MeetingView
 from scheduler.config import Settings
-from scheduler.models import sees_join_url
+from scheduler.models import MODE_LABELS, sees_join_url
 
 PRODID = "-//National De-escalation Training Network//Training Scheduler//EN"
 REFRESH = timedelta(hours=1)
 # Bump when the rendered form changes, so ETags made by older code stop matching.
 RENDER_VERSION = "2"
-MODE_LABELS = {
-    "in_person": "In person",
-    "virtual": "Live virtual",
-    "hybrid": "Hybrid (in person or live virtual)",
-}
 SEAT_LABELS = {"in_person": "in person", "virtual": "virtual"}
 VIRTUAL_LOCATION = "Live virtual session"
 
@@ -279,7 +274,6 @@ def _registrant_event(
     cancelling: bool,
     utc: bool,
 ) -> Event:
-    confirmed = registration.status == "confirmed" and not cancelling
     waitlisted = registration.status == "waitlisted" and not cancelling
     join_url = (
         session.join_url

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from scheduler.assets import TEMPLATES
 from scheduler.errors import RateLimited
+from scheduler.models import ATTENDANCE_LABELS, MODE_LABELS
 from scheduler.web import ratelimit
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -48,8 +49,6 @@ SECURITY_HEADERS = [
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
 ]
 
-ATTENDANCE_LABELS = {"in_person": "In person", "virtual": "Live virtual"}
-MODE_LABELS = {"in_person": "In person", "virtual": "Live virtual", "hybrid": "Hybrid"}
 
 
 class SecurityHeadersMiddleware:

@@ -43,6 +43,7 @@ from scheduler.models import (
     Registration,
     SeatPool,
     TrainingSession,
+    open_for_registration,
     shown_status,
 )
 from scheduler.registration_sql import (
@@ -137,8 +138,7 @@ def check_open(session: Any, now: datetime) -> None:
     """Raise ``Gone`` when a session takes no more registrations."""
     if session.status == CANCELLED:
         raise Gone("this session was cancelled")
-    closes = session.registration_closes_at or session.starts_at
-    if now >= closes or now >= session.starts_at:
+    if not open_for_registration(session, now):
         raise Gone("registration for this session has closed")
 
 

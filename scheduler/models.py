@@ -74,6 +74,24 @@ HOLD_RELEASED = "released"
 ROLES = ("admin", "coordinator", "instructor")
 
 
+class Bookable(Protocol):
+    """What the open-for-registration rule reads of a session (a row, a model or a view)."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def starts_at(self) -> datetime: ...
+    @property
+    def registration_closes_at(self) -> datetime | None: ...
+
+
+def open_for_registration(session: Bookable, now: datetime) -> bool:
+    """Whether a session takes registrations at ``now``: scheduled, before its close time (its
+    start when none is set) and before its start. Booking refuses by it, the catalog shows it."""
+    closes = session.registration_closes_at or session.starts_at
+    return session.status == SCHEDULED and now < closes and now < session.starts_at
+
+
 class Seat(Protocol):
     """What the join-URL rule reads of a registration (a row, a model or a booking outcome)."""
 

@@ -50,7 +50,6 @@ SECURITY_HEADERS = [
 ]
 
 
-
 class SecurityHeadersMiddleware:
     """Adds the CSP, referrer, nosniff and framing headers to every HTTP response."""
 

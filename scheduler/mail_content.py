@@ -35,7 +35,7 @@ from scheduler.config import Settings
 from scheduler.db import Database
 from scheduler.errors import NotFound
 from scheduler.lookup import LOOKUP, active_registrations
-from scheduler.models import CONFIRMED, WAITLISTED, Registration, sees_join_url
+from scheduler.models import CONFIRMED, SCHEDULED, WAITLISTED, Registration, sees_join_url
 
 # Kinds that carry an invite while the seat is confirmed, and the ones that withdraw it.
 _REQUEST_KINDS = ("confirmation", "promoted", "session_changed", "registration_moved")
@@ -233,7 +233,7 @@ class MailContextProvider:
         """The content of one message, or why it must not go out."""
         kind = message.kind
         confirmed = registration.status == CONFIRMED
-        session_live = session.status == "scheduled"
+        session_live = session.status == SCHEDULED
         if kind == reminders.REMINDER:
             why = reminders.still_due(
                 starts_at=session.starts_at,
@@ -296,7 +296,7 @@ class MailContextProvider:
         kind = message.kind
         if kind == "instructor_unassigned":
             pairs = [(m, True) for m in _invited_meetings(session)]
-        elif session.status != "scheduled":
+        elif session.status != SCHEDULED:
             return Skip("the session was cancelled since")
         elif kind == "instructor_assigned":
             pairs = [(m, False) for m in session.schedule if m.id]

@@ -135,7 +135,7 @@ class TrainingSession(Base):
     ends_at: Mapped[datetime]
     timezone: Mapped[str] = mapped_column(String(64))
     mode: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    status: Mapped[str] = mapped_column(String(16), default=SCHEDULED)
     venue_name: Mapped[str | None] = mapped_column(String(200), default=None)
     venue_address: Mapped[str | None] = mapped_column(String(300), default=None)
     venue_city: Mapped[str | None] = mapped_column(String(120), default=None)
@@ -189,7 +189,7 @@ class Meeting(Base):
     session_id: Mapped[int] = mapped_column(ForeignKey("training_sessions.id", ondelete="CASCADE"))
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime]
-    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    status: Mapped[str] = mapped_column(String(16), default=SCHEDULED)
     # Rises when this meeting moves: added to the session's sequence for its calendar events.
     sequence: Mapped[int] = mapped_column(Integer, default=0)
     # The local part of its calendar UIDs; None means "session-{session_id}-meeting-{id}".

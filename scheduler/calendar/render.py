@@ -14,7 +14,7 @@ from scheduler.calendar.timezones import add_timezones, zone_of
 from scheduler.catalog import CourseView, SessionView
 from scheduler.catalog.views import MeetingView
 from scheduler.config import Settings
-from scheduler.models import MODE_LABELS, sees_join_url
+from scheduler.models import CANCELLED, MODE_LABELS, SCHEDULED, WAITLISTED, sees_join_url
 
 PRODID = "-//National De-escalation Training Network//Training Scheduler//EN"
 REFRESH = timedelta(hours=1)
@@ -136,7 +136,7 @@ def feed_event(
     SEQUENCE is the session's plus the meeting's, so moving one day raises only that day's.
     """
     meeting = meeting or session.schedule[0]
-    cancelled = session.status == "cancelled" or not meeting.scheduled
+    cancelled = session.status == CANCELLED or not meeting.scheduled
     event = Event()
     event.add("uid", feed_uid(session, settings, meeting))
     event.add("dtstamp", session.updated_at.astimezone(UTC))
@@ -151,7 +151,7 @@ def feed_event(
         course.title,
         f"Delivery: {MODE_LABELS.get(session.mode, session.mode)}",
     ]
-    if session.status == "cancelled":
+    if session.status == CANCELLED:
         lines.append("This session was cancelled.")
     elif cancelled:
         lines.append("This day was removed from the session's schedule.")
@@ -184,7 +184,7 @@ def feed_meetings(session: SessionView, now: datetime | None) -> list[MeetingVie
 def deadline_event(session: SessionView, course: CourseView, settings: Settings) -> Event | None:
     """A "Registration closes" event for a scheduled session with a close time (``?deadlines=1``)."""
     closes = session.registration_closes_at
-    if closes is None or session.status != "scheduled":
+    if closes is None or session.status != SCHEDULED:
         return None
     event = Event()
     event.add("uid", f"session-{session.id}-registration-closes@{_host(settings)}")
@@ -243,7 +243,7 @@ def render_feed(
 def invite_method(registration: Any, session: SessionView, *, cancel: bool | None = None) -> str:
     """``CANCEL`` once the registration or the session is cancelled, else ``REQUEST``."""
     if cancel is None:
-        cancel = registration.status == "cancelled" or session.status == "cancelled"
+        cancel = registration.status == CANCELLED or session.status == CANCELLED
     return "CANCEL" if cancel else "REQUEST"
 
 
@@ -274,7 +274,7 @@ def _registrant_event(
     cancelling: bool,
     utc: bool,
 ) -> Event:
-    waitlisted = registration.status == "waitlisted" and not cancelling
+    waitlisted = registration.status == WAITLISTED and not cancelling
     join_url = (
         session.join_url
         if not cancelling and sees_join_url(registration) and session.join_url
@@ -282,7 +282,7 @@ def _registrant_event(
     )
     sequence = int(session.sequence) + int(registration.sequence) + meeting.sequence
     already_cancelled = (
-        registration.status == "cancelled" or session.status == "cancelled" or not meeting.scheduled
+        registration.status == CANCELLED or session.status == CANCELLED or not meeting.scheduled
     )
     if cancelling and not already_cancelled:
         sequence += 1
@@ -316,7 +316,7 @@ def _registrant_event(
     if cancelling:
         lines.append(
             "This session was cancelled."
-            if session.status == "cancelled"
+            if session.status == CANCELLED
             else "This day was removed from the session's schedule."
             if not meeting.scheduled
             else "Your registration was cancelled."
@@ -425,7 +425,7 @@ def instructor_event(
 ) -> Event:
     """One meeting as its instructor sees it: the venue and, since they teach it, the join URL
     (invariant 7). person: an object with .id, .name, .email."""
-    cancelled = cancelling or session.status == "cancelled" or not meeting.scheduled
+    cancelled = cancelling or session.status == CANCELLED or not meeting.scheduled
     event = Event()
     event.add("uid", f"instructor-{person.id}-{meeting.uid}@{_host(settings)}")
     event.add("dtstamp", session.updated_at.astimezone(UTC))

@@ -20,7 +20,7 @@ from notifications.models import Message, MessageStatus, utcnow
 from scheduler import catalog
 from scheduler.catalog import VENUE_FIELDS, SessionView
 from scheduler.errors import Conflict, Invalid, NotFound
-from scheduler.models import DELIVERY, MODES
+from scheduler.models import CANCELLED, DELIVERY, MODES
 from scheduler.web import admin_roster, admin_search, admin_tools, auth
 from scheduler.web.auth import admin_page
 from scheduler.web.forms import (
@@ -306,7 +306,7 @@ async def session_edit(request: Request) -> Response:
     if found is None:
         return not_found(request, "session")
     session, course = found
-    if session.status == "cancelled":
+    if session.status == CANCELLED:
         return error_page(request, 409, "Cancelled", "A cancelled session cannot be changed.")
     if request.method == "GET":
         return _session_form(

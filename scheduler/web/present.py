@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from scheduler.catalog import CourseView, SessionView
 from scheduler.catalog.directory import Person, Place
 from scheduler.config import Settings
+from scheduler.models import CANCELLED
 
 
 def local_iso(instant: datetime | None, zone: ZoneInfo) -> str | None:
@@ -91,7 +92,7 @@ def session_json(
                 "held": pool.held,
                 "waitlisted": pool.waitlisted,
                 # A cancelled session offers no seat, whatever its pools still count.
-                "available": pool.available if session.status != "cancelled" else 0,
+                "available": pool.available if session.status != CANCELLED else 0,
             }
             for pool in session.pools
         },

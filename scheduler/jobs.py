@@ -84,6 +84,9 @@ class Jobs:
         self._clock: AsyncIOScheduler | None = None
         self._worker: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # The clock's job runs in flight: its shutdown cancels them without waiting, so stop()
+        # waits for them before the database is disposed under their connections.
+        self._runs: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         # APScheduler logs every run of every job at INFO: once a second here, pure noise.
@@ -123,8 +126,15 @@ class Jobs:
         self._worker = asyncio.create_task(self._run(), name="outbox-dispatcher")
         self.nudge()
 
+    def _track_run(self) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._runs.add(task)
+            task.add_done_callback(self._runs.discard)
+
     async def retention(self) -> None:
         """Delete old sent mail and anonymise old registrants (scheduler/retention.py)."""
+        self._track_run()
         try:
             report = await retention.purge(
                 self.db, self.settings.outbox_retention, self.settings.personal_data_retention
@@ -137,6 +147,7 @@ class Jobs:
 
     async def holds_tick(self) -> None:
         """Release due holds and warn about the ones due soon; failures wait for the next tick."""
+        self._track_run()
         try:
             await holds.release_due(self.db, reminder_offsets=self.settings.reminder_offsets)
             await holds.warn_due(self.db)
@@ -181,7 +192,9 @@ class Jobs:
             return
         self._stopping = True
         self._wake.set()
-        self._clock.shutdown(wait=False)
+        self._clock.shutdown(wait=False)  # cancels the job runs in flight
+        if self._runs:
+            await asyncio.gather(*self._runs, return_exceptions=True)
         event.remove(self.db.engine.sync_engine, "before_cursor_execute", self._on_execute)
         event.remove(self.db.engine.sync_engine, "commit", self._on_commit)
         if self._worker is not None:

@@ -33,23 +33,6 @@ from notifications.models import utcnow
 from notifications.outbox import OutboxMessage
 from notifications.transports import PermanentError, Transport
 
-KINDS = (
-    "confirmation",
-    "waitlisted",
-    "promoted",
-    "registration_cancelled",
-    "session_changed",
-    "session_cancelled",
-    "reminder",
-    "lookup",
-    "registration_moved",
-    # Mail about an agency rather than one registration (coordinators, sign-in).
-    "batch_summary",
-    "hold_release_warning",
-    "coordinator_invitation",
-    "sign_in_link",
-)
-
 
 @dataclass(frozen=True)
 class Invite:

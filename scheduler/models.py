@@ -8,7 +8,7 @@ constraint keeps within capacity, so invariant 1 holds even if code above it wer
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy import (
     Boolean,
@@ -527,7 +527,3 @@ def shown_status(registration_status: str, session_status: str) -> str:
     people are shown cancelled, hold no seat and never see the join URL again.
     """
     return CANCELLED if session_status == CANCELLED else registration_status
-
-
-def row_dict(row: Any) -> dict[str, Any]:
-    return dict(row._mapping)

@@ -1,4 +1,7 @@
-"""Register, cancel, change capacity, promote: invariants 1-3 live here.
+"""Register, cancel, promote from the waitlist: invariants 1-3 live here.
+
+A capacity change is a catalog command (``catalog.commands``); it fills freed seats through
+``fill_from_waitlist`` here.
 
 Every function that changes seats runs inside one ``Database.write()`` transaction that first
 locks the training session's row (``FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE``

@@ -224,7 +224,12 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A transaction that only reads; it sees one consistent snapshot."""
+        """A transaction that only reads.
+
+        Not one snapshot on PostgreSQL: at READ COMMITTED each statement sees what was committed
+        when it began, so two reads in one block may disagree. Code that needs two reads to agree
+        reads them in one statement, or takes the session's lock in ``write()``.
+        """
         async with self.engine.connect() as conn, conn.begin():
             yield conn
 

@@ -32,12 +32,8 @@ from scheduler.web.forms import (
 )
 from scheduler.web.pages import datetime_local, error_page, flash, render
 from scheduler.web.params import db_of as _db
-from scheduler.web.params import parse_id
+from scheduler.web.params import path_id
 from scheduler.web.params import settings_of as _settings
-
-
-def path_id(request: Request, name: str) -> int | None:
-    return parse_id(request.path_params[name])
 
 
 def not_found(request: Request, what: str = "page") -> Response:

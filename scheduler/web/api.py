@@ -16,11 +16,11 @@ from scheduler import agencies, booking, catalog, models, tokens
 from scheduler.calendar import add_to_calendar_links
 from scheduler.catalog import directory
 from scheduler.config import Settings
-from scheduler.errors import Invalid, NotFound
+from scheduler.errors import Invalid
 from scheduler.validation import is_encodable
 from scheduler.web import ratelimit
 from scheduler.web.params import db_of as _db
-from scheduler.web.params import parse_id
+from scheduler.web.params import path_int
 from scheduler.web.params import settings_of as _settings
 from scheduler.web.present import (
     course_json,
@@ -71,14 +71,6 @@ def _json_problem(value: Any, depth: int) -> str | None:
             if problem is not None:
                 return problem
     return None
-
-
-def path_int(request: Request, name: str) -> int:
-    raw = request.path_params[name]
-    value = parse_id(raw)
-    if value is None:
-        raise NotFound(name.removesuffix("_id"), raw)
-    return value
 
 
 async def require_admin(request: Request) -> tokens.TokenInfo:

@@ -18,7 +18,7 @@ from notifications.models import utcnow
 from scheduler import booking, catalog, models
 from scheduler.errors import Conflict, Invalid, NotFound
 from scheduler.models import Registration
-from scheduler.web.api import roster_csv
+from scheduler.web.api import roster_csv_response
 from scheduler.web.auth import admin_page
 from scheduler.web.pages import error_page, flash, render
 from scheduler.web.params import db_of as _db
@@ -87,15 +87,7 @@ async def roster_csv_download(request: Request) -> Response:
     if isinstance(loaded, Response):
         return loaded
     session, entries = loaded
-    filename = f"roster-{session.course_slug}-{session.id}.csv"
-    return Response(
-        roster_csv(entries),
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="{filename}"',
-            "Cache-Control": "no-store",
-        },
-    )
+    return roster_csv_response(session, entries)
 
 
 async def _registration(request: Request) -> Any | None:

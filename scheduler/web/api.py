@@ -276,6 +276,16 @@ def roster_csv(entries: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
+def roster_csv_response(session: catalog.SessionView, entries: list[dict[str, Any]]) -> Response:
+    """A session's roster as a CSV download: the API's ``?format=csv`` and the admin button."""
+    filename = f"roster-{session.course_slug}-{session.id}.csv"
+    return Response(
+        roster_csv(entries),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', **NO_STORE},
+    )
+
+
 async def list_registrations(request: Request) -> Response:
     await require_admin(request)
     session_id = path_int(request, "session_id")
@@ -283,12 +293,7 @@ async def list_registrations(request: Request) -> Response:
         session = await catalog.get_session(conn, session_id)
         entries = await catalog.roster(conn, session_id)
     if request.query_params.get("format") == "csv":
-        filename = f"roster-{session.course_slug}-{session.id}.csv"
-        return Response(
-            roster_csv(entries),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{filename}"', **NO_STORE},
-        )
+        return roster_csv_response(session, entries)
     for entry in entries:
         for key in ("created_at", "updated_at", "confirmed_at", "cancelled_at"):
             if entry.get(key) is not None:

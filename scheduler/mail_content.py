@@ -27,7 +27,7 @@ from notifications import reminders
 from notifications.messages import Invite, MailContent, MailPlan, Skip
 from notifications.models import utcnow
 from notifications.outbox import OutboxMessage
-from scheduler import calendar
+from scheduler import calendar, urls
 from scheduler.catalog import CourseView, SessionView, list_courses, load_sessions
 from scheduler.catalog.directory import get_instructor
 from scheduler.catalog.views import MeetingView
@@ -110,7 +110,6 @@ class MailContextProvider:
         found = await active_registrations(conn, str(message.payload.get("email_key", "")), now)
         if not found:
             return Skip("no active registration is left for this address")
-        base = self.settings.base_url
         listed = []
         for row in found:
             zone = ZoneInfo(row.timezone)
@@ -121,7 +120,7 @@ class MailContextProvider:
                     "ends": row.ends_at.astimezone(zone),
                     "attendance": row.attendance,
                     "status": row.status,
-                    "manage_url": f"{base}/registrations/{row.token}",
+                    "manage_url": urls.manage(self.settings, row.token),
                 }
             )
         name = max(found, key=lambda row: row.created_at).name
@@ -212,7 +211,7 @@ class MailContextProvider:
                 course_title=course.title,
                 starts=session.starts_at.astimezone(zone),
                 timezone=session.timezone,
-                session_url=f"{base}/courses/{course.slug}",
+                session_url=urls.session(self.settings, course.slug, session.id),
             )
             if payload.get("release_at"):
                 context["release_at"] = datetime.fromisoformat(payload["release_at"]).astimezone(
@@ -323,7 +322,7 @@ class MailContextProvider:
             "join_url": session.join_url if session.mode != "in_person" else None,
             "starts": session.starts_at.astimezone(zone),
             "ends": session.ends_at.astimezone(zone),
-            "feed_url": f"{self.settings.base_url}/instructors/{person.feed_token}/calendar.ics",
+            "feed_url": urls.instructor_feed(self.settings, person.feed_token),
             "invite": bool(invites),
         }
         return MailContent(
@@ -350,13 +349,12 @@ class MailContextProvider:
         # message that withdraws the seat.
         show_join = sees_join_url(registration) and message.kind not in _CANCEL_KINDS
         payload = message.payload
-        base = self.settings.base_url
         return {
             "name": registration.name,
             "agency": registration.agency,
             "course_title": course.title,
-            "session_url": f"{base}/courses/{course.slug}",
-            "manage_url": f"{base}/registrations/{registration.token}",
+            "session_url": urls.session(self.settings, course.slug, session.id),
+            "manage_url": urls.manage(self.settings, registration.token),
             "starts": session.starts_at.astimezone(zone),
             "ends": session.ends_at.astimezone(zone),
             "timezone": session.timezone,

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from icalendar import Calendar, Event, vCalAddress, vUri
 
+from scheduler import urls
 from scheduler.calendar.timezones import add_timezones, zone_of
 from scheduler.catalog import CourseView, SessionView
 from scheduler.catalog.views import MeetingView
@@ -55,11 +56,11 @@ def seats_text(session: SessionView) -> str:
 
 
 def session_page(session: SessionView, settings: Settings) -> str:
-    return f"{settings.base_url}/courses/{session.course_slug}#session-{session.id}"
+    return urls.session(settings, session.course_slug, session.id)
 
 
 def manage_page(settings: Settings, token: str) -> str:
-    return f"{settings.base_url}/registrations/{token}"
+    return urls.manage(settings, token)
 
 
 def _host(settings: Settings) -> str:

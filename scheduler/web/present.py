@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from scheduler import urls
 from scheduler.catalog import CourseView, SessionView
 from scheduler.catalog.directory import Person, Place
 from scheduler.config import Settings
@@ -37,8 +38,8 @@ def course_json(course: CourseView, settings: Settings) -> dict[str, Any]:
         "delivery": list(course.delivery),
         "self_paced": course.delivery == ("online",),
         "online_url": course.online_url,
-        "url": f"{settings.base_url}/courses/{course.slug}",
-        "sessions_url": f"{settings.base_url}/api/courses/{course.slug}/sessions",
+        "url": urls.course(settings, course.slug),
+        "sessions_url": urls.course_sessions_api(settings, course.slug),
         "feed_url": feed_urls(settings, course.slug),
     }
 
@@ -96,8 +97,8 @@ def session_json(
             }
             for pool in session.pools
         },
-        "url": f"{settings.base_url}/courses/{session.course_slug}#session-{session.id}",
-        "registrations_url": f"{settings.base_url}/api/sessions/{session.id}/registrations",
+        "url": urls.session(settings, session.course_slug, session.id),
+        "registrations_url": urls.registrations_api(settings, session.id),
         "sequence": session.sequence,
         "updated_at": session.updated_at.isoformat(),
     }
@@ -126,7 +127,7 @@ def instructor_json(person: Person, settings: Settings) -> dict[str, Any]:
         "email": person.email,
         "credentials": person.credentials,
         "public": person.public,
-        "feed_url": f"{settings.base_url}/instructors/{person.feed_token}/calendar.ics",
+        "feed_url": urls.instructor_feed(settings, person.feed_token),
     }
 
 
@@ -143,4 +144,4 @@ def venue_entry_json(place: Place) -> dict[str, Any]:
 
 
 def manage_url(settings: Settings, token: str) -> str:
-    return f"{settings.base_url}/registrations/{token}"
+    return urls.manage(settings, token)

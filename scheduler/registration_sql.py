@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 import asyncpg
@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notifications import outbox
+from notifications.models import from_utc_column, utc_column
 from scheduler.errors import DuplicateRegistration
 from scheduler.models import (
     CANCELLED,
@@ -244,7 +245,7 @@ INSERT_REGISTRATION_SQL = (
     f"VALUES ({', '.join(f'${n}' for n in range(1, len(REGISTRATION_COLUMNS) + 1))}) "
     "RETURNING id"
 )
-# AsyncpgTx.enqueue passes the values in this order.
+# AsyncpgTx.enqueue passes each message's values in this order (payload as JSON text).
 MESSAGE_COLUMNS = (
     "kind",
     "recipient",
@@ -278,12 +279,8 @@ REGISTER_SQL = "SELECT * FROM register_person($1, $2, $3, $4, $5, $6, $7, $8, $9
 
 
 def to_column(value: Any) -> Any:
-    """A value as a table column holds it: aware datetimes become naive UTC."""
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(UTC).replace(tzinfo=None)
-    return value
+    """A value as a table column holds it: aware datetimes become naive UTC (as UTCDateTime)."""
+    return utc_column(value) if isinstance(value, datetime) else value
 
 
 class Record:
@@ -293,7 +290,7 @@ class Record:
 
     def __init__(self, row: asyncpg.Record | dict[str, Any]) -> None:
         self._values = {
-            key: value.replace(tzinfo=UTC) if isinstance(value, datetime) else value
+            key: from_utc_column(value) if isinstance(value, datetime) else value
             for key, value in row.items()
         }
 
@@ -351,16 +348,9 @@ class AsyncpgTx:
         await self.conn.executemany(
             INSERT_MESSAGES_SQL,
             [
-                (
-                    m["kind"],
-                    m["recipient"],
-                    m["registration_id"],
-                    m["session_id"],
-                    json.dumps(m["payload"]),
-                    to_column(m["due_at"]),
-                    m["status"],
-                    m["attempts"],
-                    to_column(m["created_at"]),
+                tuple(
+                    json.dumps(m[column]) if column == "payload" else to_column(m[column])
+                    for column in MESSAGE_COLUMNS
                 )
                 for m in messages
             ],

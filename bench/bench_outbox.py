@@ -104,6 +104,7 @@ async def _floor(db_url: str, smtp_url: str, folder: Path) -> float:
     from notifications.models import Message
     from notifications.outbox import OutboxMessage
     from notifications.transports import MemoryTransport
+    from scheduler.assets import EMAIL_TEMPLATES
     from scheduler.db import Database
     from scheduler.mail_content import MailContextProvider
 
@@ -128,7 +129,7 @@ async def _floor(db_url: str, smtp_url: str, folder: Path) -> float:
     ]
     plans = await MailContextProvider(db, settings)(messages)
     await db.dispose()
-    mailer = Mailer(MemoryTransport(), mail_from=settings.mail_from)
+    mailer = Mailer(MemoryTransport(), EMAIL_TEMPLATES, mail_from=settings.mail_from)
     rendered = []
     for message, plan in zip(messages, plans, strict=True):
         assert isinstance(plan, MailContent)

@@ -33,27 +33,6 @@ from notifications.models import utcnow
 from notifications.outbox import OutboxMessage
 from notifications.transports import PermanentError, Transport
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "email"
-KINDS = (
-    "confirmation",
-    "waitlisted",
-    "promoted",
-    "registration_cancelled",
-    "session_changed",
-    "session_cancelled",
-    "reminder",
-    "lookup",
-    "registration_moved",
-    # Mail about an agency rather than one registration (coordinators, sign-in).
-    "batch_summary",
-    "hold_release_warning",
-    "hold_released",
-    "coordinator_invitation",
-    "sign_in_link",
-    # A certificate of completion, its PDF attached.
-    "certificate",
-)
-
 
 @dataclass(frozen=True)
 class Invite:
@@ -263,9 +242,10 @@ class Mailer:
     """Renders outbox messages and sends them through ``transport``."""
 
     transport: Transport
+    # The folder of the email templates: the application that ships them passes it in.
+    templates: Path
     mail_from: str = "Training Scheduler <no-reply@training.invalid>"
     reply_to: str | None = None
-    templates: Path = TEMPLATES
     _env: Environment = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

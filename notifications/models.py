@@ -24,6 +24,18 @@ metadata = MetaData(
 )
 
 
+def utc_column(value: datetime) -> datetime:
+    """An aware datetime as a UTC column stores it: naive, in UTC. A naive one is refused."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def from_utc_column(value: datetime) -> datetime:
+    """A UTC column's naive value as the aware datetime it stands for."""
+    return value.replace(tzinfo=UTC)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware datetimes in Python, naive UTC in the database (the same on SQLite and PostgreSQL)."""
 
@@ -31,16 +43,10 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(UTC).replace(tzinfo=None)
+        return None if value is None else utc_column(value)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC)
+        return None if value is None else from_utc_column(value)
 
 
 def utcnow() -> datetime:

@@ -80,7 +80,6 @@ async def cancel_pending(
     registration_id: int | None = None,
     session_id: int | None = None,
     kinds: Sequence[str] | None = None,
-    kind_prefix: str | None = None,
 ) -> int:
     """Cancel pending messages of a registration or a session (e.g. its reminders)."""
     stmt = update(Message).where(Message.status == MessageStatus.PENDING)
@@ -90,8 +89,6 @@ async def cancel_pending(
         stmt = stmt.where(Message.session_id == session_id)
     if kinds is not None:
         stmt = stmt.where(Message.kind.in_(list(kinds)))
-    if kind_prefix is not None:
-        stmt = stmt.where(Message.kind.startswith(kind_prefix))
     result = await conn.execute(stmt.values(status=MessageStatus.CANCELLED))
     return int(result.rowcount)
 

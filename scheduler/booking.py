@@ -1,4 +1,7 @@
-"""Register, cancel, change capacity, promote: invariants 1-3 live here.
+"""Register, cancel, promote from the waitlist: invariants 1-3 live here.
+
+A capacity change is a catalog command (``catalog.commands``); it fills freed seats through
+``fill_from_waitlist`` here.
 
 Every function that changes seats runs inside one ``Database.write()`` transaction that first
 locks the training session's row (``FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE``
@@ -43,6 +46,7 @@ from scheduler.models import (
     Registration,
     SeatPool,
     TrainingSession,
+    open_for_registration,
     shown_status,
 )
 from scheduler.registration_sql import (
@@ -137,8 +141,7 @@ def check_open(session: Any, now: datetime) -> None:
     """Raise ``Gone`` when a session takes no more registrations."""
     if session.status == CANCELLED:
         raise Gone("this session was cancelled")
-    closes = session.registration_closes_at or session.starts_at
-    if now >= closes or now >= session.starts_at:
+    if not open_for_registration(session, now):
         raise Gone("registration for this session has closed")
 
 

@@ -104,6 +104,7 @@ class Database:
         self._watcher_lock = asyncio.Lock()
         self._pinned: AsyncConnection | None = None
         self._pinned_driver: Any = None
+        self._disposed = False
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Database:
@@ -223,7 +224,12 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A transaction that only reads; it sees one consistent snapshot."""
+        """A transaction that only reads.
+
+        Not one snapshot on PostgreSQL: at READ COMMITTED each statement sees what was committed
+        when it began, so two reads in one block may disagree. Code that needs two reads to agree
+        reads them in one statement, or takes the session's lock in ``write()``.
+        """
         async with self.engine.connect() as conn, conn.begin():
             yield conn
 
@@ -253,6 +259,10 @@ class Database:
         # checkout and return; the lock keeps its statements one at a time, and each caller's
         # own statement is sent after it asked, so no caller gets an answer older than itself.
         async with self._watcher_lock:
+            if self._disposed:
+                # A request that outlives the lifespan must not pin a connection that no
+                # dispose() will ever close: it would be left to the garbage collector.
+                return None
             try:
                 if self._pinned is None:
                     self._pinned = await self.engine.connect()
@@ -274,7 +284,12 @@ class Database:
 
     def _sqlite_data_version(self) -> Hashable | None:
         path = self.engine.url.database
-        if not path or path == ":memory:" or "mode=memory" in str(self.engine.url):
+        if (
+            self._disposed
+            or not path
+            or path == ":memory:"
+            or "mode=memory" in str(self.engine.url)
+        ):
             return None
         try:
             if self._watcher is None:
@@ -296,10 +311,17 @@ class Database:
             self._watcher = None
 
     async def dispose(self) -> None:
-        self._close_watcher()
-        if self._pinned is not None:
-            pinned, self._pinned, self._pinned_driver = self._pinned, None, None
-            await pinned.close()
+        """Close every connection this object opened; ``change_token()`` answers ``None`` after.
+
+        The engine's own dispose closes only the connections in its pool, so the pinned one is
+        closed here, after any ``change_token()`` call in flight (under its lock) has finished.
+        """
+        async with self._watcher_lock:
+            self._disposed = True
+            self._close_watcher()
+            if self._pinned is not None:
+                pinned, self._pinned, self._pinned_driver = self._pinned, None, None
+                await pinned.close()
         await self.engine.dispose()
 
 

@@ -34,7 +34,16 @@ from scheduler.catalog import CourseView
 from scheduler.config import Settings
 from scheduler.db import Database
 from scheduler.errors import Invalid, NotFound
-from scheduler.models import MODES, Course, Meeting, Registration, SeatPool, TrainingSession
+from scheduler.models import (
+    CANCELLED,
+    MODES,
+    SCHEDULED,
+    Course,
+    Meeting,
+    Registration,
+    SeatPool,
+    TrainingSession,
+)
 from scheduler.validation import STATES
 
 # Scheduled sessions stay in a feed this long after they end, so coordinators keep some history;
@@ -102,11 +111,11 @@ def _conditions(course: bool, modes: tuple[str, ...], state: bool) -> list[Colum
     conditions: list[ColumnElement[bool]] = [
         or_(
             and_(
-                TrainingSession.status == "scheduled",
+                TrainingSession.status == SCHEDULED,
                 TrainingSession.ends_at > bindparam("keep_after", type_=UTCDateTime()),
             ),
             and_(
-                TrainingSession.status == "cancelled",
+                TrainingSession.status == CANCELLED,
                 TrainingSession.ends_at > bindparam("now", type_=UTCDateTime()),
             ),
         )
@@ -162,10 +171,10 @@ def _fingerprint_statement(course: bool, modes: tuple[str, ...], state: bool) ->
             func.coalesce(func.sum(TrainingSession.id), 0).label("ids"),
             func.coalesce(func.sum(TrainingSession.sequence), 0).label("seqs"),
             # When the first of these sessions leaves the feed by time alone (see _conditions).
-            func.min(case((TrainingSession.status == "cancelled", TrainingSession.ends_at))).label(
+            func.min(case((TrainingSession.status == CANCELLED, TrainingSession.ends_at))).label(
                 "first_cancelled_end"
             ),
-            func.min(case((TrainingSession.status == "scheduled", TrainingSession.ends_at))).label(
+            func.min(case((TrainingSession.status == SCHEDULED, TrainingSession.ends_at))).label(
                 "first_scheduled_end"
             ),
         )
@@ -206,7 +215,7 @@ def _fingerprint_statement(course: bool, modes: tuple[str, ...], state: bool) ->
         .join(TrainingSession, TrainingSession.id == Meeting.session_id)
         .where(
             *where,
-            Meeting.status == "cancelled",
+            Meeting.status == CANCELLED,
             Meeting.ends_at > bindparam("now", type_=UTCDateTime()),
         )
         .subquery()

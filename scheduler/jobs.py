@@ -21,6 +21,7 @@ from notifications.dispatcher import Dispatcher
 from notifications.messages import Mailer
 from notifications.transports import FileTransport, SmtpTransport, Transport
 from scheduler import holds, retention
+from scheduler.assets import EMAIL_TEMPLATES
 from scheduler.config import Settings
 from scheduler.db import Database, is_database_outage
 from scheduler.mail_content import MailContextProvider
@@ -57,6 +58,7 @@ def make_dispatcher(
         db.write,
         mailer=Mailer(
             transport or make_transport(settings),
+            templates=EMAIL_TEMPLATES,
             mail_from=settings.mail_from,
             reply_to=settings.reply_to,
         ),
@@ -82,6 +84,9 @@ class Jobs:
         self._clock: AsyncIOScheduler | None = None
         self._worker: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # The clock's job runs in flight: its shutdown cancels them without waiting, so stop()
+        # waits for them before the database is disposed under their connections.
+        self._runs: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         # APScheduler logs every run of every job at INFO: once a second here, pure noise.
@@ -121,8 +126,15 @@ class Jobs:
         self._worker = asyncio.create_task(self._run(), name="outbox-dispatcher")
         self.nudge()
 
+    def _track_run(self) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._runs.add(task)
+            task.add_done_callback(self._runs.discard)
+
     async def retention(self) -> None:
         """Delete old sent mail and anonymise old registrants (scheduler/retention.py)."""
+        self._track_run()
         try:
             report = await retention.purge(
                 self.db, self.settings.outbox_retention, self.settings.personal_data_retention
@@ -135,6 +147,7 @@ class Jobs:
 
     async def holds_tick(self) -> None:
         """Release due holds and warn about the ones due soon; failures wait for the next tick."""
+        self._track_run()
         try:
             await holds.release_due(self.db, reminder_offsets=self.settings.reminder_offsets)
             await holds.warn_due(self.db)
@@ -179,7 +192,9 @@ class Jobs:
             return
         self._stopping = True
         self._wake.set()
-        self._clock.shutdown(wait=False)
+        self._clock.shutdown(wait=False)  # cancels the job runs in flight
+        if self._runs:
+            await asyncio.gather(*self._runs, return_exceptions=True)
         event.remove(self.db.engine.sync_engine, "before_cursor_execute", self._on_execute)
         event.remove(self.db.engine.sync_engine, "commit", self._on_commit)
         if self._worker is not None:

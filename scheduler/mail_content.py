@@ -27,7 +27,7 @@ from notifications import reminders
 from notifications.messages import Invite, MailContent, MailPlan, Skip
 from notifications.models import utcnow
 from notifications.outbox import OutboxMessage
-from scheduler import calendar
+from scheduler import calendar, urls
 from scheduler.catalog import CourseView, SessionView, list_courses, load_sessions
 from scheduler.catalog.directory import get_instructor
 from scheduler.catalog.views import MeetingView
@@ -36,7 +36,7 @@ from scheduler.config import Settings
 from scheduler.db import Database
 from scheduler.errors import NotFound
 from scheduler.lookup import LOOKUP, active_registrations
-from scheduler.models import CONFIRMED, WAITLISTED, Registration
+from scheduler.models import CONFIRMED, SCHEDULED, WAITLISTED, Registration, sees_join_url
 
 # Kinds that carry an invite while the seat is confirmed, and the ones that withdraw it.
 _REQUEST_KINDS = ("confirmation", "promoted", "session_changed", "registration_moved")
@@ -120,7 +120,6 @@ class MailContextProvider:
         found = await active_registrations(conn, str(message.payload.get("email_key", "")), now)
         if not found:
             return Skip("no active registration is left for this address")
-        base = self.settings.base_url
         listed = []
         for row in found:
             zone = ZoneInfo(row.timezone)
@@ -131,7 +130,7 @@ class MailContextProvider:
                     "ends": row.ends_at.astimezone(zone),
                     "attendance": row.attendance,
                     "status": row.status,
-                    "manage_url": f"{base}/registrations/{row.token}",
+                    "manage_url": urls.manage(self.settings, row.token),
                 }
             )
         name = max(found, key=lambda row: row.created_at).name
@@ -222,7 +221,7 @@ class MailContextProvider:
                 course_title=course.title,
                 starts=session.starts_at.astimezone(zone),
                 timezone=session.timezone,
-                session_url=f"{base}/courses/{course.slug}",
+                session_url=urls.session(self.settings, course.slug, session.id),
             )
             if payload.get("release_at"):
                 context["release_at"] = datetime.fromisoformat(payload["release_at"]).astimezone(
@@ -243,7 +242,7 @@ class MailContextProvider:
         """The content of one message, or why it must not go out."""
         kind = message.kind
         confirmed = registration.status == CONFIRMED
-        session_live = session.status == "scheduled"
+        session_live = session.status == SCHEDULED
         if kind == reminders.REMINDER:
             why = reminders.still_due(
                 starts_at=session.starts_at,
@@ -306,7 +305,7 @@ class MailContextProvider:
         kind = message.kind
         if kind == "instructor_unassigned":
             pairs = [(m, True) for m in _invited_meetings(session)]
-        elif session.status != "scheduled":
+        elif session.status != SCHEDULED:
             return Skip("the session was cancelled since")
         elif kind == "instructor_assigned":
             pairs = [(m, False) for m in session.schedule if m.id]
@@ -333,7 +332,7 @@ class MailContextProvider:
             "join_url": session.join_url if session.mode != "in_person" else None,
             "starts": session.starts_at.astimezone(zone),
             "ends": session.ends_at.astimezone(zone),
-            "feed_url": f"{self.settings.base_url}/instructors/{person.feed_token}/calendar.ics",
+            "feed_url": urls.instructor_feed(self.settings, person.feed_token),
             "invite": bool(invites),
         }
         return MailContent(
@@ -358,19 +357,14 @@ class MailContextProvider:
         in_person = attendance == "in_person"
         # Invariant 7: the join URL only ever reaches a confirmed virtual seat, and never in a
         # message that withdraws the seat.
-        show_join = (
-            registration.status == CONFIRMED
-            and attendance == "virtual"
-            and message.kind not in _CANCEL_KINDS
-        )
+        show_join = sees_join_url(registration) and message.kind not in _CANCEL_KINDS
         payload = message.payload
-        base = self.settings.base_url
         return {
             "name": registration.name,
             "agency": registration.agency,
             "course_title": course.title,
-            "session_url": f"{base}/courses/{course.slug}",
-            "manage_url": f"{base}/registrations/{registration.token}",
+            "session_url": urls.session(self.settings, course.slug, session.id),
+            "manage_url": urls.manage(self.settings, registration.token),
             "starts": session.starts_at.astimezone(zone),
             "ends": session.ends_at.astimezone(zone),
             "timezone": session.timezone,

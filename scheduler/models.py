@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     JSON,
@@ -61,6 +61,13 @@ __all__ = [
 
 MODES = ("in_person", "virtual", "hybrid")
 ATTENDANCE = ("in_person", "virtual")
+# How pages, feeds and invites name a session's mode and a seat's attendance (one wording each).
+MODE_LABELS = {
+    "in_person": "In person",
+    "virtual": "Live virtual",
+    "hybrid": "Hybrid (in person or live virtual)",
+}
+ATTENDANCE_LABELS = {"in_person": "In person", "virtual": "Live virtual"}
 DELIVERY = ("in_person", "virtual", "online")
 # A registration's status.
 CONFIRMED = "confirmed"
@@ -84,6 +91,42 @@ CERTIFICATE_STATUSES = ("valid", "revoked")
 def new_checkin_code() -> str:
     """A meeting's check-in code: 144 random bits, URL-safe (the QR code on sheet and screen)."""
     return secrets.token_urlsafe(18)
+
+
+class Bookable(Protocol):
+    """What the open-for-registration rule reads of a session (a row, a model or a view)."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def starts_at(self) -> datetime: ...
+    @property
+    def registration_closes_at(self) -> datetime | None: ...
+
+
+def open_for_registration(session: Bookable, now: datetime) -> bool:
+    """Whether a session takes registrations at ``now``: scheduled, before its close time (its
+    start when none is set) and before its start. Booking refuses by it, the catalog shows it."""
+    closes = session.registration_closes_at or session.starts_at
+    return session.status == SCHEDULED and now < closes and now < session.starts_at
+
+
+class Seat(Protocol):
+    """What the join-URL rule reads of a registration (a row, a model or a booking outcome)."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def attendance(self) -> str: ...
+
+
+def sees_join_url(seat: Seat) -> bool:
+    """Invariant 7: only a confirmed virtual registrant sees where to join.
+
+    The one home of the rule: the API, the manage page, the "add to calendar" links, the invite
+    and the emails all ask here (each may withhold the URL further, e.g. in a cancellation).
+    """
+    return seat.status == CONFIRMED and seat.attendance == "virtual"
 
 
 class Course(Base):
@@ -139,7 +182,7 @@ class TrainingSession(Base):
     ends_at: Mapped[datetime]
     timezone: Mapped[str] = mapped_column(String(64))
     mode: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    status: Mapped[str] = mapped_column(String(16), default=SCHEDULED)
     venue_name: Mapped[str | None] = mapped_column(String(200), default=None)
     venue_address: Mapped[str | None] = mapped_column(String(300), default=None)
     venue_city: Mapped[str | None] = mapped_column(String(120), default=None)
@@ -197,7 +240,7 @@ class Meeting(Base):
     session_id: Mapped[int] = mapped_column(ForeignKey("training_sessions.id", ondelete="CASCADE"))
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime]
-    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    status: Mapped[str] = mapped_column(String(16), default=SCHEDULED)
     # Rises when this meeting moves: added to the session's sequence for its calendar events.
     sequence: Mapped[int] = mapped_column(Integer, default=0)
     # The local part of its calendar UIDs; None means "session-{session_id}-meeting-{id}".
@@ -642,7 +685,3 @@ def shown_status(registration_status: str, session_status: str) -> str:
     people are shown cancelled, hold no seat and never see the join URL again.
     """
     return CANCELLED if session_status == CANCELLED else registration_status
-
-
-def row_dict(row: Any) -> dict[str, Any]:
-    return dict(row._mapping)

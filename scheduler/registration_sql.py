@@ -20,7 +20,7 @@ import itertools
 import json
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 import asyncpg
@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notifications import outbox
-from notifications.models import Message
+from notifications.models import Message, from_utc_column, utc_column
 from scheduler.errors import DuplicateRegistration
 from scheduler.models import (
     CANCELLED,
@@ -316,12 +316,8 @@ BOOK_TICKET_SQL = _book_sql(_TICKET)
 
 
 def to_column(value: Any) -> Any:
-    """A value as a table column holds it: aware datetimes become naive UTC."""
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(UTC).replace(tzinfo=None)
-    return value
+    """A value as a table column holds it: aware datetimes become naive UTC (as UTCDateTime)."""
+    return utc_column(value) if isinstance(value, datetime) else value
 
 
 class Record:
@@ -331,7 +327,7 @@ class Record:
 
     def __init__(self, row: asyncpg.Record | dict[str, Any]) -> None:
         self._values = {
-            key: value.replace(tzinfo=UTC) if isinstance(value, datetime) else value
+            key: from_utc_column(value) if isinstance(value, datetime) else value
             for key, value in row.items()
         }
 

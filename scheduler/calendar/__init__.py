@@ -49,7 +49,6 @@ from __future__ import annotations
 
 from scheduler.calendar.links import add_to_calendar_links
 from scheduler.calendar.render import (
-    MODE_LABELS,
     PRODID,
     RENDER_VERSION,
     SEAT_LABELS,
@@ -73,7 +72,6 @@ from scheduler.calendar.render import (
 from scheduler.calendar.timezones import vtimezone
 
 __all__ = [
-    "MODE_LABELS",
     "PRODID",
     "RENDER_VERSION",
     "SEAT_LABELS",

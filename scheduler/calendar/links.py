@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from scheduler.calendar.render import VIRTUAL_LOCATION, location_text, manage_page
 from scheduler.catalog import SessionView
 from scheduler.config import Settings
+from scheduler.models import CANCELLED, sees_join_url
 
 
 def add_to_calendar_links(
@@ -18,11 +19,7 @@ def add_to_calendar_links(
 
     The join URL goes into the event text only for a confirmed virtual seat, as in the invite.
     """
-    confirmed_virtual = (
-        registration.status == "confirmed"
-        and registration.attendance == "virtual"
-        and session.status != "cancelled"
-    )
+    confirmed_virtual = sees_join_url(registration) and session.status != CANCELLED
     join_url = session.join_url if confirmed_virtual else None
     manage = manage_page(settings, registration.token)
     details = "\n".join(

@@ -10,20 +10,17 @@ from urllib.parse import urlsplit
 
 from icalendar import Calendar, Event, vCalAddress, vUri
 
+from scheduler import urls
 from scheduler.calendar.timezones import add_timezones, zone_of
 from scheduler.catalog import CourseView, SessionView
 from scheduler.catalog.views import MeetingView
 from scheduler.config import Settings
+from scheduler.models import CANCELLED, MODE_LABELS, SCHEDULED, WAITLISTED, sees_join_url
 
 PRODID = "-//National De-escalation Training Network//Training Scheduler//EN"
 REFRESH = timedelta(hours=1)
 # Bump when the rendered form changes, so ETags made by older code stop matching.
 RENDER_VERSION = "2"
-MODE_LABELS = {
-    "in_person": "In person",
-    "virtual": "Live virtual",
-    "hybrid": "Hybrid (in person or live virtual)",
-}
 SEAT_LABELS = {"in_person": "in person", "virtual": "virtual"}
 VIRTUAL_LOCATION = "Live virtual session"
 
@@ -59,11 +56,11 @@ def seats_text(session: SessionView) -> str:
 
 
 def session_page(session: SessionView, settings: Settings) -> str:
-    return f"{settings.base_url}/courses/{session.course_slug}#session-{session.id}"
+    return urls.session(settings, session.course_slug, session.id)
 
 
 def manage_page(settings: Settings, token: str) -> str:
-    return f"{settings.base_url}/registrations/{token}"
+    return urls.manage(settings, token)
 
 
 def _host(settings: Settings) -> str:
@@ -140,7 +137,7 @@ def feed_event(
     SEQUENCE is the session's plus the meeting's, so moving one day raises only that day's.
     """
     meeting = meeting or session.schedule[0]
-    cancelled = session.status == "cancelled" or not meeting.scheduled
+    cancelled = session.status == CANCELLED or not meeting.scheduled
     event = Event()
     event.add("uid", feed_uid(session, settings, meeting))
     event.add("dtstamp", session.updated_at.astimezone(UTC))
@@ -155,7 +152,7 @@ def feed_event(
         course.title,
         f"Delivery: {MODE_LABELS.get(session.mode, session.mode)}",
     ]
-    if session.status == "cancelled":
+    if session.status == CANCELLED:
         lines.append("This session was cancelled.")
     elif cancelled:
         lines.append("This day was removed from the session's schedule.")
@@ -188,7 +185,7 @@ def feed_meetings(session: SessionView, now: datetime | None) -> list[MeetingVie
 def deadline_event(session: SessionView, course: CourseView, settings: Settings) -> Event | None:
     """A "Registration closes" event for a scheduled session with a close time (``?deadlines=1``)."""
     closes = session.registration_closes_at
-    if closes is None or session.status != "scheduled":
+    if closes is None or session.status != SCHEDULED:
         return None
     event = Event()
     event.add("uid", f"session-{session.id}-registration-closes@{_host(settings)}")
@@ -247,7 +244,7 @@ def render_feed(
 def invite_method(registration: Any, session: SessionView, *, cancel: bool | None = None) -> str:
     """``CANCEL`` once the registration or the session is cancelled, else ``REQUEST``."""
     if cancel is None:
-        cancel = registration.status == "cancelled" or session.status == "cancelled"
+        cancel = registration.status == CANCELLED or session.status == CANCELLED
     return "CANCEL" if cancel else "REQUEST"
 
 
@@ -278,16 +275,15 @@ def _registrant_event(
     cancelling: bool,
     utc: bool,
 ) -> Event:
-    confirmed = registration.status == "confirmed" and not cancelling
-    waitlisted = registration.status == "waitlisted" and not cancelling
+    waitlisted = registration.status == WAITLISTED and not cancelling
     join_url = (
         session.join_url
-        if confirmed and registration.attendance == "virtual" and session.join_url
+        if not cancelling and sees_join_url(registration) and session.join_url
         else None
     )
     sequence = int(session.sequence) + int(registration.sequence) + meeting.sequence
     already_cancelled = (
-        registration.status == "cancelled" or session.status == "cancelled" or not meeting.scheduled
+        registration.status == CANCELLED or session.status == CANCELLED or not meeting.scheduled
     )
     if cancelling and not already_cancelled:
         sequence += 1
@@ -321,7 +317,7 @@ def _registrant_event(
     if cancelling:
         lines.append(
             "This session was cancelled."
-            if session.status == "cancelled"
+            if session.status == CANCELLED
             else "This day was removed from the session's schedule."
             if not meeting.scheduled
             else "Your registration was cancelled."
@@ -430,7 +426,7 @@ def instructor_event(
 ) -> Event:
     """One meeting as its instructor sees it: the venue and, since they teach it, the join URL
     (invariant 7). person: an object with .id, .name, .email."""
-    cancelled = cancelling or session.status == "cancelled" or not meeting.scheduled
+    cancelled = cancelling or session.status == CANCELLED or not meeting.scheduled
     event = Event()
     event.add("uid", f"instructor-{person.id}-{meeting.uid}@{_host(settings)}")
     event.add("dtstamp", session.updated_at.astimezone(UTC))

@@ -33,6 +33,7 @@ from scheduler.errors import AlreadyExists, CapacityBelowConfirmed, Conflict, In
 from scheduler.models import (
     CANCELLED,
     CONFIRMED,
+    SCHEDULED,
     WAITLISTED,
     Course,
     Instructor,
@@ -117,7 +118,7 @@ async def create_session(
                 insert(TrainingSession)
                 .values(
                     course_id=course.id,
-                    status="scheduled",
+                    status=SCHEDULED,
                     sequence=0,
                     created_at=now,
                     updated_at=now,
@@ -186,7 +187,7 @@ async def update_session(
         row = await lock_session(conn, session_id)
         current = await get_session(conn, session_id)
         if current.status == CANCELLED:
-            raise Conflict("a cancelled session cannot be changed", {"status": "cancelled"})
+            raise Conflict("a cancelled session cannot be changed", {"status": CANCELLED})
         parsed = parse_session(data, current=current, now=None if record_past(data) else now)
         if parsed.meetings and parsed.meetings[0].starts_at != current.starts_at:
             check_not_past(data, parsed.meetings[0].starts_at, now)

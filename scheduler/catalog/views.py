@@ -29,6 +29,7 @@ from scheduler.models import (
     SeatPool,
     SessionInstructor,
     TrainingSession,
+    open_for_registration,
     shown_status,
 )
 
@@ -154,8 +155,7 @@ class SessionView:
         return next((p for p in self.pools if p.attendance == attendance), None)
 
     def is_open(self, now: datetime) -> bool:
-        closes = self.registration_closes_at or self.starts_at
-        return self.status == "scheduled" and now < closes and now < self.starts_at
+        return open_for_registration(self, now)
 
 
 # -- courses -------------------------------------------------------------------------------

@@ -44,11 +44,7 @@ from scheduler.web.forms import (
 )
 from scheduler.web.pages import error_page, flash, render
 from scheduler.web.params import db_of as _db
-from scheduler.web.params import parse_id
-
-
-def path_id(request: Request, name: str) -> int | None:
-    return parse_id(request.path_params[name])
+from scheduler.web.params import path_id
 
 
 def not_found(request: Request, what: str = "page") -> Response:

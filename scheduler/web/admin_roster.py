@@ -18,19 +18,15 @@ from notifications.models import utcnow
 from scheduler import booking, catalog, models
 from scheduler.errors import Conflict, Invalid, NotFound
 from scheduler.models import Registration
-from scheduler.web.api import roster_csv
+from scheduler.web.api import roster_csv_response
 from scheduler.web.auth import admin_page
 from scheduler.web.pages import error_page, flash, render
 from scheduler.web.params import db_of as _db
-from scheduler.web.params import parse_id
+from scheduler.web.params import path_id
 from scheduler.web.params import settings_of as _settings
 
 OUTCOMES = {"attended": "attended", "no_show": "no_show", "clear": None}
 OUTCOME_LABELS = {"attended": "attended", "no_show": "no-show", "clear": "not marked"}
-
-
-def _id(request: Request, name: str) -> int | None:
-    return parse_id(request.path_params[name])
 
 
 def group_roster(
@@ -55,7 +51,7 @@ async def _load_roster(
     request: Request,
 ) -> tuple[catalog.SessionView, list[dict[str, Any]]] | Response:
     """The session in the path and its roster, or the 404 page to answer with."""
-    session_id = _id(request, "session_id")
+    session_id = path_id(request, "session_id")
     if session_id is None:
         return error_page(request, 404, "Not found", "There is no such session.")
     async with _db(request).read() as conn:
@@ -91,19 +87,11 @@ async def roster_csv_download(request: Request) -> Response:
     if isinstance(loaded, Response):
         return loaded
     session, entries = loaded
-    filename = f"roster-{session.course_slug}-{session.id}.csv"
-    return Response(
-        roster_csv(entries),
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="{filename}"',
-            "Cache-Control": "no-store",
-        },
-    )
+    return roster_csv_response(session, entries)
 
 
 async def _registration(request: Request) -> Any | None:
-    registration_id = _id(request, "registration_id")
+    registration_id = path_id(request, "registration_id")
     if registration_id is None:
         return None
     async with _db(request).read() as conn:

@@ -18,9 +18,10 @@ from scheduler import agencies, holds, sign_in, squads, tokens
 from scheduler.errors import Invalid, NotFound, Unauthorized
 from scheduler.validation import Fields
 from scheduler.web import agency_auth
-from scheduler.web.api import path_int, read_json, registration_json
+from scheduler.web.api import read_json, registration_json
 from scheduler.web.auth import csrf_ok
 from scheduler.web.params import db_of as _db
+from scheduler.web.params import path_int
 from scheduler.web.params import settings_of as _settings
 
 

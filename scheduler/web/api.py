@@ -16,11 +16,11 @@ from scheduler import agencies, booking, catalog, models, tokens
 from scheduler.calendar import add_to_calendar_links
 from scheduler.catalog import directory
 from scheduler.config import Settings
-from scheduler.errors import Invalid, NotFound
+from scheduler.errors import Invalid
 from scheduler.validation import Fields, is_encodable
 from scheduler.web import ratelimit
 from scheduler.web.params import db_of as _db
-from scheduler.web.params import parse_id, wanted_format
+from scheduler.web.params import path_int, wanted_format
 from scheduler.web.params import settings_of as _settings
 from scheduler.web.present import (
     course_json,
@@ -71,14 +71,6 @@ def _json_problem(value: Any, depth: int) -> str | None:
             if problem is not None:
                 return problem
     return None
-
-
-def path_int(request: Request, name: str) -> int:
-    raw = request.path_params[name]
-    value = parse_id(raw)
-    if value is None:
-        raise NotFound(name.removesuffix("_id"), raw)
-    return value
 
 
 async def require_admin(request: Request) -> tokens.TokenInfo:
@@ -179,8 +171,7 @@ async def get_registration(request: Request) -> Response:
     )
     body["session"] = session_json(session, settings, utcnow())
     body["calendar"] = add_to_calendar_links(outcome, session, settings)
-    # Invariant 7: only a confirmed virtual registrant sees where to join.
-    if outcome.status == models.CONFIRMED and outcome.attendance == "virtual":
+    if models.sees_join_url(outcome):
         body["join_url"] = session.join_url
     return JSONResponse(body, headers=NO_STORE)
 
@@ -286,6 +277,16 @@ def roster_csv(entries: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
+def roster_csv_response(session: catalog.SessionView, entries: list[dict[str, Any]]) -> Response:
+    """A session's roster as a CSV download: the API's ``?format=csv`` and the admin button."""
+    filename = f"roster-{session.course_slug}-{session.id}.csv"
+    return Response(
+        roster_csv(entries),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', **NO_STORE},
+    )
+
+
 async def list_registrations(request: Request) -> Response:
     await require_admin(request)
     session_id = path_int(request, "session_id")
@@ -293,12 +294,7 @@ async def list_registrations(request: Request) -> Response:
         session = await catalog.get_session(conn, session_id)
         entries = await catalog.roster(conn, session_id)
     if wanted_format(request) == "csv":
-        filename = f"roster-{session.course_slug}-{session.id}.csv"
-        return Response(
-            roster_csv(entries),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{filename}"', **NO_STORE},
-        )
+        return roster_csv_response(session, entries)
     for entry in entries:
         for key in ("created_at", "updated_at", "confirmed_at", "cancelled_at"):
             if entry.get(key) is not None:

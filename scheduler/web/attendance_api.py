@@ -15,9 +15,9 @@ from starlette.routing import Route
 from scheduler import attendance, catalog, certificates, completion
 from scheduler.attendance_reports import PLATFORMS
 from scheduler.errors import Invalid
-from scheduler.web.api import NO_STORE, path_int, read_json, require_admin
+from scheduler.web.api import NO_STORE, read_json, require_admin
 from scheduler.web.params import db_of as _db
-from scheduler.web.params import parse_id
+from scheduler.web.params import parse_id, path_int
 from scheduler.web.params import settings_of as _settings
 
 # The largest report read (the request itself may be a little larger: the multipart framing).

@@ -21,11 +21,11 @@ from scheduler import training_records
 from scheduler.catalog import get_session
 from scheduler.certificates import REVOKED, find_by_code, format_date
 from scheduler.errors import NotFound
-from scheduler.web.api import csv_safe, path_int, require_admin
+from scheduler.web.api import csv_safe, require_admin
 from scheduler.web.auth import admin_page
 from scheduler.web.errors import error_response
 from scheduler.web.pages import enforce_rate_limit, error_page, render
-from scheduler.web.params import db_of, parse_id, settings_of, wanted_format
+from scheduler.web.params import db_of, parse_id, path_int, settings_of, wanted_format
 from scheduler.web.ratelimit import enforce
 
 # A verification answer may be cached briefly by the browser, but must be checked again

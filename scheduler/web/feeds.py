@@ -43,12 +43,10 @@ class FeedCache:
         self.max_entries = max_entries
         self._entries: OrderedDict[str, bytes] = OrderedDict()
         self.hits = 0
-        self.misses = 0
 
     def get(self, etag: str) -> bytes | None:
         body = self._entries.get(etag)
         if body is None:
-            self.misses += 1
             return None
         self._entries.move_to_end(etag)
         self.hits += 1

@@ -39,7 +39,7 @@ from starlette.routing import Route
 
 from notifications.models import Message, MessageStatus, utcnow
 from scheduler.db import Database
-from scheduler.models import Registration, SeatPool, TrainingSession
+from scheduler.models import SCHEDULED, Registration, SeatPool, TrainingSession
 from scheduler.web.errors import error_response
 
 log = logging.getLogger("scheduler.web.metrics")
@@ -171,7 +171,7 @@ async def read_snapshot(db: Database) -> Snapshot:
                     SeatPool.capacity - SeatPool.confirmed - SeatPool.held,
                 )
                 .join(TrainingSession, TrainingSession.id == SeatPool.session_id)
-                .where(TrainingSession.status == "scheduled", TrainingSession.starts_at > now)
+                .where(TrainingSession.status == SCHEDULED, TrainingSession.starts_at > now)
                 .order_by(SeatPool.session_id, SeatPool.attendance)
             )
             snapshot.seats_left = [(int(s), str(a), int(n)) for s, a, n in seats.all()]

@@ -34,8 +34,8 @@ REQUEST_ID_HEADER = "x-request-id"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 UNMATCHED = "<unmatched>"
 _NOT_A_PATH = re.compile(r"[\x00-\x1f\x7f]")
-# uvicorn's h11 limit only catches headers that trickle in; a request that arrives in one read
-# is parsed whatever its size, so the total is checked here as well.
+# The server's protocol (web/protocol.py, httptools) caps a request's head at 20 KiB as it
+# reads; the app holds the headers it was given to this tighter total, whatever server runs it.
 MAX_HEADER_BYTES = 16 * 1024
 
 

@@ -20,10 +20,11 @@ from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from scheduler.assets import TEMPLATES
 from scheduler.errors import RateLimited
+from scheduler.models import ATTENDANCE_LABELS, MODE_LABELS
 from scheduler.web import ratelimit
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 # No inline script or style anywhere: everything comes from /static, so the policy can be strict.
@@ -47,9 +48,6 @@ SECURITY_HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
 ]
-
-ATTENDANCE_LABELS = {"in_person": "In person", "virtual": "Live virtual"}
-MODE_LABELS = {"in_person": "In person", "virtual": "Live virtual", "hybrid": "Hybrid"}
 
 
 class SecurityHeadersMiddleware:
@@ -128,7 +126,7 @@ def utc_time(instant: datetime | None) -> str:
     return "" if instant is None else instant.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def make_templates(directory: Path = TEMPLATE_DIR) -> Jinja2Templates:
+def make_templates(directory: Path = TEMPLATES) -> Jinja2Templates:
     """The Jinja2 environment for the pages: autoescaped, strict about undefined names."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(directory)),

@@ -6,7 +6,7 @@ from starlette.requests import Request
 
 from scheduler.config import Settings
 from scheduler.db import Database
-from scheduler.errors import Invalid
+from scheduler.errors import Invalid, NotFound
 
 # Ids are 32-bit INTEGER columns: PostgreSQL refuses a larger parameter outright.
 MAX_ID = 2**31 - 1
@@ -23,6 +23,20 @@ def parse_id(raw: object) -> int | None:
         return None
     value = int(text)
     return value if 0 < value <= MAX_ID else None
+
+
+def path_id(request: Request, name: str) -> int | None:
+    """The path parameter ``name`` as a row id, or ``None`` (pages answer their own 404)."""
+    return parse_id(request.path_params[name])
+
+
+def path_int(request: Request, name: str) -> int:
+    """The path parameter ``name`` as a row id; raises ``NotFound`` (the API's JSON 404)."""
+    raw = request.path_params[name]
+    value = parse_id(raw)
+    if value is None:
+        raise NotFound(name.removesuffix("_id"), raw)
+    return value
 
 
 def db_of(request: Request) -> Database:

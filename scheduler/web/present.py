@@ -10,9 +10,11 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from scheduler import urls
 from scheduler.catalog import CourseView, SessionView
 from scheduler.catalog.directory import Person, Place
 from scheduler.config import Settings
+from scheduler.models import CANCELLED
 
 
 def local_iso(instant: datetime | None, zone: ZoneInfo) -> str | None:
@@ -40,8 +42,8 @@ def course_json(course: CourseView, settings: Settings) -> dict[str, Any]:
         "credit_hours": None if course.credit_hours is None else float(course.credit_hours),
         "course_number": course.course_number,
         "attendance_threshold": course.attendance_threshold,
-        "url": f"{settings.base_url}/courses/{course.slug}",
-        "sessions_url": f"{settings.base_url}/api/courses/{course.slug}/sessions",
+        "url": urls.course(settings, course.slug),
+        "sessions_url": urls.course_sessions_api(settings, course.slug),
         "feed_url": feed_urls(settings, course.slug),
     }
 
@@ -95,12 +97,12 @@ def session_json(
                 "held": pool.held,
                 "waitlisted": pool.waitlisted,
                 # A cancelled session offers no seat, whatever its pools still count.
-                "available": pool.available if session.status != "cancelled" else 0,
+                "available": pool.available if session.status != CANCELLED else 0,
             }
             for pool in session.pools
         },
-        "url": f"{settings.base_url}/courses/{session.course_slug}#session-{session.id}",
-        "registrations_url": f"{settings.base_url}/api/sessions/{session.id}/registrations",
+        "url": urls.session(settings, session.course_slug, session.id),
+        "registrations_url": urls.registrations_api(settings, session.id),
         "sequence": session.sequence,
         "updated_at": session.updated_at.isoformat(),
     }
@@ -129,7 +131,7 @@ def instructor_json(person: Person, settings: Settings) -> dict[str, Any]:
         "email": person.email,
         "credentials": person.credentials,
         "public": person.public,
-        "feed_url": f"{settings.base_url}/instructors/{person.feed_token}/calendar.ics",
+        "feed_url": urls.instructor_feed(settings, person.feed_token),
     }
 
 
@@ -146,4 +148,4 @@ def venue_entry_json(place: Place) -> dict[str, Any]:
 
 
 def manage_url(settings: Settings, token: str) -> str:
-    return f"{settings.base_url}/registrations/{token}"
+    return urls.manage(settings, token)

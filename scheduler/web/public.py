@@ -22,13 +22,9 @@ from scheduler.web.auth import protected
 from scheduler.web.forms import field_errors, registration_body
 from scheduler.web.pages import enforce_rate_limit, error_page, flash, render
 from scheduler.web.params import db_of as _db
-from scheduler.web.params import parse_id
+from scheduler.web.params import parse_id, path_id
 from scheduler.web.params import settings_of as _settings
 from scheduler.web.present import feed_urls, manage_url
-
-
-def _session_id(request: Request) -> int | None:
-    return parse_id(request.path_params["session_id"])
 
 
 async def index(request: Request) -> Response:
@@ -97,7 +93,7 @@ async def course_page(request: Request) -> Response:
 @protected
 async def register(request: Request) -> Response:
     """The register form's POST: on success, on to the result page; else the form again."""
-    session_id = _session_id(request)
+    session_id = path_id(request, "session_id")
     if session_id is None:
         return error_page(request, 404, "Not found", "There is no such session.")
     limited = await enforce_rate_limit(request, "register")
@@ -162,7 +158,7 @@ async def _registration_page(request: Request, template: str) -> Response:
         return error_page(request, 404, "Not found", "This registration link is not valid.")
     registration, outcome, session = found
     now = utcnow()
-    show_join = outcome.status == models.CONFIRMED and outcome.attendance == "virtual"
+    show_join = models.sees_join_url(outcome)
     return render(
         request,
         template,

@@ -33,7 +33,6 @@ from scheduler.errors import RateLimited
 from scheduler.models import RateLimitWindow
 
 WINDOW_SECONDS = 60
-BUCKETS = ("register", "login", "checkin")
 
 
 def client_key(request: Request) -> str:

@@ -28,8 +28,8 @@ from scheduler.models import Registration
 from scheduler.tokens import create_token
 from tests.dbs import PG_HOST, PG_PORT, PG_USER, pg_url, require_postgres
 from tests.helpers import future_local, session_body
-from tests.notifications.test_processes import received_ids, wait_for
 from tests.support.smtp import SmtpSink
+from tests.system.test_processes import received_ids, wait_for
 from tests.test_properties import check_invariants
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

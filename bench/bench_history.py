@@ -48,11 +48,13 @@ HISTORY_SQL = [
            now() AT TIME ZONE 'UTC' - make_interval(hours => 3 * n + 500)
       FROM generate_series(1, {PAST_SESSIONS}) AS n
     """,
-    # Every session has its meetings (one each here), as the service writes them.
+    # Every session has its meetings (one each here), as the service writes them; a check-in
+    # code is unique per meeting, so one per session does.
     """
     INSERT INTO meetings (session_id, starts_at, ends_at, status, sequence, created_at,
-        updated_at)
-    SELECT s.id, s.starts_at, s.ends_at, 'scheduled', 0, s.created_at, s.created_at
+        updated_at, checkin_code)
+    SELECT s.id, s.starts_at, s.ends_at, 'scheduled', 0, s.created_at, s.created_at,
+           'hist-' || s.id
       FROM training_sessions s
      WHERE NOT EXISTS (SELECT 1 FROM meetings m WHERE m.session_id = s.id)
     """,

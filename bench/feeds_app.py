@@ -3,12 +3,14 @@
 ``python -m bench.feeds_app PORT FLOOR_FILE`` serves ``create_app(Settings.from_env())`` on
 127.0.0.1:PORT with the HTTP protocol ``scheduler serve`` uses. ``/bench/floor`` answers with
 the bytes in FLOOR_FILE (read on first use: the benchmark writes the feed's bytes there after
-its first request), so the floor is the same server returning the same bytes, trivially.
+its first request), so the floor is the same server returning the same bytes, trivially; to a
+client that accepts gzip, compressed once on first use, as the feed itself is served.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import sys
 from pathlib import Path
 
@@ -24,12 +26,17 @@ from scheduler.web.feeds import CALENDAR_TYPE
 
 def main(port: int, floor_file: Path) -> None:
     app = create_app(Settings.from_env())
-    body: list[bytes] = []
+    body: list[tuple[bytes, bytes]] = []
 
     async def floor(request: Request) -> Response:
         if not body:
-            body.append(await asyncio.to_thread(floor_file.read_bytes))
-        return Response(body[0], media_type=CALENDAR_TYPE)
+            data = await asyncio.to_thread(floor_file.read_bytes)
+            body.append((data, gzip.compress(data, compresslevel=6, mtime=0)))
+        data, zipped = body[0]
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            headers = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
+            return Response(zipped, media_type=CALENDAR_TYPE, headers=headers)
+        return Response(data, media_type=CALENDAR_TYPE, headers={"Vary": "Accept-Encoding"})
 
     app.router.routes.insert(0, Route("/bench/floor", floor))
     uvicorn.run(

@@ -6,12 +6,21 @@ Feeds answer conditional requests from a fingerprint of database state
 rendered earlier by this process. A fingerprint is reused only while the database's change
 token says nothing was committed since (``FreshFingerprints``), so neither cache can hide
 another instance's change.
+
+Each cached feed is kept twice: as rendered, and gzip-compressed once when the entry is made.
+A feed keeps half a year of the past, so it runs to a megabyte with history, and moving those
+bytes was most of a warm request; every calendar client asks for gzip. The two encodings are
+two representations with two strong ETags (the gzip one ends ``-gz"``), both deterministic, so
+every instance gives the same bytes the same tag; ``If-None-Match`` with either tag is a 304.
+A compressing middleware would compress on every request instead, so there is none.
 """
 
 from __future__ import annotations
 
+import gzip
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC
 from email.utils import format_datetime, parsedate_to_datetime
 from functools import lru_cache
@@ -29,7 +38,22 @@ from scheduler.db import Database
 from scheduler.feed_content import FeedFilter, Fingerprint, FreshFingerprints
 
 CALENDAR_TYPE = "text/calendar; charset=utf-8"
+# zlib's default: a megabyte feed compresses to a tenth in a few milliseconds, once per render.
+GZIP_LEVEL = 6
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class CachedFeed:
+    """One rendered feed: the bytes as rendered, and the same bytes gzip-compressed."""
+
+    body: bytes
+    gzipped: bytes
+
+    @classmethod
+    def of(cls, body: bytes) -> CachedFeed:
+        # mtime=0 keeps the gzip bytes a function of the body alone, as a strong ETag needs.
+        return cls(body, gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0))
 
 
 class FeedCache:
@@ -41,22 +65,25 @@ class FeedCache:
 
     def __init__(self, max_entries: int = 64) -> None:
         self.max_entries = max_entries
-        self._entries: OrderedDict[str, bytes] = OrderedDict()
+        self._entries: OrderedDict[str, CachedFeed] = OrderedDict()
         self.hits = 0
 
-    def get(self, etag: str) -> bytes | None:
-        body = self._entries.get(etag)
-        if body is None:
+    def get(self, etag: str) -> CachedFeed | None:
+        entry = self._entries.get(etag)
+        if entry is None:
             return None
         self._entries.move_to_end(etag)
         self.hits += 1
-        return body
+        return entry
 
-    def put(self, etag: str, body: bytes) -> None:
-        self._entries[etag] = body
+    def put(self, etag: str, body: bytes) -> CachedFeed:
+        """Keep ``body`` under ``etag``, compressing it once here; returns the entry."""
+        entry = CachedFeed.of(body)
+        self._entries[etag] = entry
         self._entries.move_to_end(etag)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
+        return entry
 
 
 def _per_process(request: Request, name: str, make: Callable[[], T]) -> T:
@@ -77,12 +104,55 @@ def _fingerprints(request: Request) -> FreshFingerprints:
     return _per_process(request, "feed_fingerprints", FreshFingerprints)
 
 
-def _not_modified(request: Request, fp: Fingerprint) -> bool:
+def gzip_etag(etag: str) -> str:
+    """The gzip representation's strong ETag: ``"abc"`` becomes ``"abc-gz"``."""
+    return etag[:-1] + '-gz"'
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether an ``Accept-Encoding`` value lets us answer in gzip (RFC 9110 section 12.5.3).
+
+    ``gzip`` (or its alias ``x-gzip``) with a non-zero weight, or ``*`` with one when gzip is not
+    named; not when the client weighs ``identity`` above gzip. A weight that does not parse
+    counts as 0, so a garbled header gets the plain body, which every client can read.
+    """
+    if not accept_encoding:
+        return False
+    weights: dict[str, float] = {}
+    for item in accept_encoding.split(","):
+        coding, _, params = item.partition(";")
+        coding = coding.strip().lower()
+        weight = 1.0
+        for param in params.split(";"):
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(value.strip())
+                except ValueError:
+                    weight = 0.0
+        if coding:
+            weights[coding] = max(weight, weights.get(coding, 0.0))
+    gzip_weight = weights.get("gzip", weights.get("x-gzip", weights.get("*", 0.0)))
+    return gzip_weight > 0 and gzip_weight >= weights.get("identity", 0.0)
+
+
+def _matched_tag(request: Request, fp: Fingerprint) -> str | None:
+    """The ETag an ``If-None-Match`` names, of either encoding (``*`` gives ``""``)."""
     if_none_match = request.headers.get("if-none-match")
-    if if_none_match is not None:
-        # RFC 9110: If-None-Match wins over If-Modified-Since; compare weakly for GET.
-        tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
-        return "*" in tags or fp.etag in tags
+    if if_none_match is None:
+        return None
+    # Compared weakly, as RFC 9110 says for GET: W/"abc" names what "abc" does.
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    for tag in (fp.etag, gzip_etag(fp.etag)):
+        if tag in tags:
+            return tag
+    return "" if "*" in tags else None
+
+
+def _not_modified(request: Request, fp: Fingerprint) -> bool:
+    if "if-none-match" in request.headers:
+        # RFC 9110: If-None-Match wins over If-Modified-Since.
+        return _matched_tag(request, fp) is not None
     since = request.headers.get("if-modified-since")
     if since is None or fp.last_modified is None:
         return False
@@ -95,45 +165,65 @@ def _not_modified(request: Request, fp: Fingerprint) -> bool:
     return fp.last_modified.replace(microsecond=0) <= stamp
 
 
-def _headers(fp: Fingerprint, filename: str) -> dict[str, str]:
-    return dict(_headers_of(fp, filename))  # a copy: the 304 path drops one
+def _headers(fp: Fingerprint, filename: str, gzipped: bool) -> dict[str, str]:
+    return dict(_headers_of(fp, filename, gzipped))  # a copy: the 304 path changes it
 
 
 @lru_cache(maxsize=256)
-def _headers_of(fp: Fingerprint, filename: str) -> dict[str, str]:
+def _headers_of(fp: Fingerprint, filename: str, gzipped: bool) -> dict[str, str]:
     headers = {
-        "ETag": fp.etag,
+        "ETag": gzip_etag(fp.etag) if gzipped else fp.etag,
         # Store, but ask us every time: the ETag makes asking cheap and answers stay fresh.
         "Cache-Control": "no-cache",
         "Content-Disposition": f'inline; filename="{filename}"',
+        # On every answer, 304s too: which bytes came back depends on Accept-Encoding.
+        "Vary": "Accept-Encoding",
     }
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
     if fp.last_modified is not None:
         headers["Last-Modified"] = format_datetime(fp.last_modified.astimezone(UTC), usegmt=True)
     return headers
+
+
+def _not_modified_response(
+    request: Request, fp: Fingerprint, filename: str, gzipped: bool
+) -> Response:
+    headers = _headers(fp, filename, gzipped)
+    del headers["Content-Disposition"]
+    headers.pop("Content-Encoding", None)  # a 304 has no content to be encoded
+    # The tag the client holds, when it named one: a cache freshens the stored response whose
+    # tag the 304 carries (RFC 9111 section 4.3.4), and that may be the other encoding's.
+    matched = _matched_tag(request, fp)
+    if matched:
+        headers["ETag"] = matched
+    return Response(status_code=304, headers=headers)
 
 
 async def _serve_feed(request: Request, feed: FeedFilter, filename: str) -> Response:
     db: Database = request.state.db
     settings: Settings = request.state.settings
     now = utcnow()
+    gzipped = accepts_gzip(request.headers.get("accept-encoding"))
     fp = await _fingerprints(request).current(db, feed, now, base_url=settings.base_url)
-    headers = _headers(fp, filename)
     if _not_modified(request, fp):
-        headers.pop("Content-Disposition")
-        return Response(status_code=304, headers=headers)
+        return _not_modified_response(request, fp, filename, gzipped)
     cache = _cache(request)
-    body = cache.get(fp.etag)
-    if body is None:
+    entry = cache.get(fp.etag)
+    if entry is None:
         # Render and fingerprint in one snapshot, so the bytes cached under an ETag are
         # exactly the state that ETag names, even if a change landed since the first look.
         async with feed_content.snapshot(db) as conn:
             fp = await feed_content.fingerprint(conn, feed, now, base_url=settings.base_url)
-            body = cache.get(fp.etag)
-            if body is None:
+            entry = cache.get(fp.etag)
+            if entry is None:
                 body = await feed_content.render(conn, feed, settings, now)
-                cache.put(fp.etag, body)
-        headers = _headers(fp, filename)
-    return Response(body, media_type=CALENDAR_TYPE, headers=headers)
+                entry = cache.put(fp.etag, body)
+    return Response(
+        entry.gzipped if gzipped else entry.body,
+        media_type=CALENDAR_TYPE,
+        headers=_headers(fp, filename, gzipped),
+    )
 
 
 async def course_feed(request: Request) -> Response:

@@ -52,6 +52,9 @@ def no_leaked_resources(request: pytest.FixtureRequest) -> Iterator[None]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         gc.collect()
+    # What survived is the suite's own (imports, caches, session fixtures): set it aside so the
+    # next test's collection walks only what that test made, not the whole heap again.
+    gc.freeze()
     # ResourceWarning (a socket, transport or file) or SQLAlchemy's SAWarning for a pooled
     # connection that nothing returned: anything the collector has to say is a leak.
     leaks = [f"{w.category.__name__}: {w.message}" for w in caught]

@@ -36,7 +36,7 @@ from scheduler.web import (
     admin_tools,
     auth,
 )
-from scheduler.web.admin_schedule import session_edit, session_new
+from scheduler.web.admin_schedule import load_session, session_edit, session_new
 from scheduler.web.auth import admin_page
 from scheduler.web.forms import (
     course_body,
@@ -44,7 +44,6 @@ from scheduler.web.forms import (
 )
 from scheduler.web.pages import error_page, flash, render
 from scheduler.web.params import db_of as _db
-from scheduler.web.params import path_id
 
 
 def not_found(request: Request, what: str = "page") -> Response:
@@ -252,23 +251,10 @@ async def course_edit(request: Request) -> Response:
 # -- sessions --------------------------------------------------------------------------------
 
 
-async def _load_session(request: Request) -> tuple[SessionView, catalog.CourseView] | None:
-    session_id = path_id(request, "session_id")
-    if session_id is None:
-        return None
-    async with _db(request).read() as conn:
-        try:
-            session = await catalog.get_session(conn, session_id)
-        except NotFound:
-            return None
-        course = await catalog.get_course(conn, session.course_slug)
-    return session, course
-
-
 @admin_page
 async def session_cancel(request: Request) -> Response:
     """GET asks for confirmation; the POST from that page cancels and tells everyone."""
-    found = await _load_session(request)
+    found = await load_session(request)
     if found is None:
         return not_found(request, "session")
     session, course = found

@@ -31,7 +31,7 @@ from scheduler import catalog
 from scheduler.catalog import VENUE_FIELDS, SessionView
 from scheduler.catalog import directory as directory_
 from scheduler.errors import Conflict, Invalid, NotFound
-from scheduler.models import MAX_MEETINGS, MODES
+from scheduler.models import CANCELLED, MAX_MEETINGS, MODES
 from scheduler.web.auth import admin_page
 from scheduler.web.forms import COMMON_ZONES, all_zones, field_errors, session_body
 from scheduler.web.pages import datetime_local, error_page, flash, render
@@ -305,7 +305,8 @@ async def session_new(request: Request) -> Response:
     return RedirectResponse(f"/admin/sessions/{session.id}", 303)
 
 
-async def _load_session(request: Request) -> tuple[SessionView, catalog.CourseView] | None:
+async def load_session(request: Request) -> tuple[SessionView, catalog.CourseView] | None:
+    """The session named by the path and its course, or None (the admin pages answer 404)."""
     session_id = parse_id(request.path_params["session_id"])
     if session_id is None:
         return None
@@ -320,11 +321,11 @@ async def _load_session(request: Request) -> tuple[SessionView, catalog.CourseVi
 
 @admin_page
 async def session_edit(request: Request) -> Response:
-    found = await _load_session(request)
+    found = await load_session(request)
     if found is None:
         return error_page(request, 404, "Not found", "There is no such session.")
     session, course = found
-    if session.status == "cancelled":
+    if session.status == CANCELLED:
         return error_page(request, 409, "Cancelled", "A cancelled session cannot be changed.")
     if request.method == "GET":
         values, rows = session_values(session)

@@ -34,6 +34,7 @@ async def add_course(db: Database, slug: str) -> None:
         )
 
 
+@pytest.mark.serial  # another worker's commits would move the token: it needs the server alone
 async def test_token_holds_without_commits_and_moves_after_any_commit(
     database_url: str, backend: str, request: pytest.FixtureRequest
 ) -> None:

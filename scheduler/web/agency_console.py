@@ -98,14 +98,29 @@ async def confirmed(request: Request) -> bool:
     return (await request.form()).get("confirm") == "yes"
 
 
-def person_errors(exc: Invalid | Conflict | Gone) -> dict[str, str]:
-    """A refused officer form's errors: the fields of bad input; a clash over the address (it
-    is registered already) on the email field; anything else for the whole form."""
+def person_form_again(
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    values: dict[str, str],
+    exc: Invalid | Conflict | Gone,
+) -> Response:
+    """An officer form again, as typed, with why it was refused and the error's own status:
+    the fields of bad input; a clash over the address (registered already) on the email
+    field; anything else for the whole form."""
     if isinstance(exc, Invalid):
-        return dict(exc.fields)
-    if "email" in exc.fields:
-        return {"email": exc.message}
-    return {"form": exc.message}
+        errors = dict(exc.fields)
+    elif "email" in exc.fields:
+        errors = {"email": exc.message}
+    else:
+        errors = {"form": exc.message}
+    return render(
+        request,
+        template,
+        {**context, "values": values, "errors": errors},
+        status_code=exc.status_code,
+        private=True,
+    )
 
 
 def not_found(request: Request, what: str) -> Response:

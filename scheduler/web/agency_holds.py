@@ -25,7 +25,7 @@ from scheduler.web.agency_console import (
     own_agency,
     path_record,
     path_session,
-    person_errors,
+    person_form_again,
     session_context,
 )
 from scheduler.web.forms import text_values
@@ -146,13 +146,7 @@ async def name_into(request: Request, coordinator: Coordinator) -> Response:
             may=may(coordinator),
         )
     except (Invalid, Conflict, Gone) as exc:
-        return render(
-            request,
-            "agency/hold_name.html",
-            {**context, "values": values, "errors": person_errors(exc)},
-            status_code=exc.status_code,
-            private=True,
-        )
+        return person_form_again(request, "agency/hold_name.html", context, values, exc)
     flash(request, f"{values['name']} has a confirmed seat (registration {outcome.id}).")
     return RedirectResponse("/agency/holds", 303)
 

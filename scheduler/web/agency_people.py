@@ -30,7 +30,7 @@ from scheduler.web.agency_console import (
     may,
     not_found,
     path_record,
-    person_errors,
+    person_form_again,
     session_context,
 )
 from scheduler.web.forms import text_values
@@ -94,13 +94,7 @@ async def substitute(request: Request, coordinator: Coordinator) -> Response:
             may=may(coordinator),
         )
     except (Invalid, Conflict, Gone) as exc:
-        return render(
-            request,
-            "agency/substitute.html",
-            {**context, "values": values, "errors": person_errors(exc)},
-            status_code=exc.status_code,
-            private=True,
-        )
+        return person_form_again(request, "agency/substitute.html", context, values, exc)
     place = "seat" if outcome.status == "confirmed" else "waitlist place"
     flash(
         request,

@@ -23,9 +23,10 @@ from typing import Any
 import asyncpg
 import httpx
 
+from bench import sized
 from tests.support.servers import ServerProcess
 
-REGISTRATIONS = int(os.environ.get("BENCH_SCALEOUT_REGISTRATIONS", "800"))
+REGISTRATIONS = int(os.environ.get("BENCH_SCALEOUT_REGISTRATIONS", str(sized(800, 80))))
 SESSIONS = 40
 CONCURRENCY = 32
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}

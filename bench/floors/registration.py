@@ -24,6 +24,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bench.floors import HEALTHZ
+
 SEAT = """
 UPDATE seat_pools p SET confirmed = p.confirmed + 1
   FROM training_sessions s
@@ -122,7 +124,10 @@ async def duplicate(request: Request, exc: Exception) -> Response:
 
 
 app = Starlette(
-    routes=[Route("/api/sessions/{session_id}/registrations", register, methods=["POST"])],
+    routes=[
+        Route("/api/sessions/{session_id}/registrations", register, methods=["POST"]),
+        HEALTHZ,
+    ],
     exception_handlers={Duplicate: duplicate},
     lifespan=lifespan,
 )

@@ -256,6 +256,7 @@ def measure(url: str) -> list[dict[str, Any]]:
             ServerProcess(
                 url,
                 Path(tmp),
+                workers=1,  # named, so that mypy knows the settings below fill only **env
                 command=[sys.executable, "-m", "bench.feeds_app", "{port}", str(floor_file)],
                 secret_key=settings.secret_key,
                 **importable(

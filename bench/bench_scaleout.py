@@ -97,7 +97,7 @@ async def _invariants_hold(database_url: str) -> bool:
             """SELECT count(*) FROM registrations r WHERE NOT EXISTS (SELECT 1 FROM messages m
                WHERE m.registration_id = r.id AND m.kind IN ('confirmation', 'waitlisted'))"""
         )
-        return oversold == twice == idle_seats == unmailed == 0
+        return bool(oversold == twice == idle_seats == unmailed == 0)
     finally:
         await conn.close()
 

@@ -79,7 +79,7 @@ async def register(request: Request) -> Response:
             ticket = await conn.fetchrow(TICKET, session_id, body["attendance"], now)
             if ticket is None:
                 return JSONResponse({"error": {"code": "gone"}}, status_code=410)
-        pool_id = seat["id"] if seat is not None else ticket["id"]
+        pool_id = seat["id"] if ticket is None else ticket["id"]
         registration = await conn.fetchval(
             REGISTRATION,
             session_id,

@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager, suppress
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -28,7 +28,6 @@ from sqlalchemy.util import greenlet_spawn
 from scheduler.errors import SchedulerError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-T = TypeVar("T")
 
 
 def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
@@ -159,48 +158,7 @@ class Database:
         else:
             pooled.close()
 
-    async def driver_call(self, call: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        """Run ``call`` on a pooled asyncpg connection, its statement in its own transaction.
-
-        For work done by one server-side function (``register_person``): no BEGIN or COMMIT
-        round trips, and no lock held while the network carries anything. A pooled connection
-        that the server closed while it sat idle refuses the call before sending anything
-        (asyncpg's ``InterfaceError`` or ``InternalClientError``); it is thrown away and the call
-        runs once on a fresh one, so a database restart does not fail the next request. A call
-        that broke once sent is not repeated (it may have committed): that is an outage. The
-        connection goes back to the pool by the same rules as in ``driver_write()``.
-        """
-        if self.is_sqlite:
-            raise TypeError("driver_call() is for PostgreSQL; use write()")
-        for attempt in (1, 2):
-            pooled, driver, _ = await self._begin_on_driver(begin=False)
-            try:
-                return await call(driver)
-            except Exception as exc:
-                if _sound(exc):
-                    raise
-                pooled.invalidate()
-                if attempt == 2 or not _refused_unsent(exc):
-                    raise
-            except BaseException:
-                # Cancelled mid-call. The statement commits by itself once it ends, so stop it on
-                # the server (it may be waiting for a lock) before the connection goes.
-                pid = driver.get_server_pid()
-                pooled.invalidate()
-                await asyncio.shield(self._cancel_backend(pid))
-                raise
-            finally:
-                pooled.close()
-        raise AssertionError("unreachable")
-
-    async def _cancel_backend(self, pid: int) -> None:
-        with suppress(Exception):  # best effort: the database may be what went away
-            async with asyncio.timeout(5), self.engine.connect() as conn:
-                await conn.execute(text("SELECT pg_cancel_backend(:pid)"), {"pid": pid})
-
-    async def _begin_on_driver(
-        self, *, begin: bool = True
-    ) -> tuple[PoolProxiedConnection, asyncpg.Connection, Any]:
+    async def _begin_on_driver(self) -> tuple[PoolProxiedConnection, asyncpg.Connection, Any]:
         # engine.raw_connection() and the pooled connection's own close(): a third of the CPU
         # of an AsyncConnection around it. Closing needs no await: SQLAlchemy began nothing on
         # it, so returning it to the pool rolls nothing back, and invalidating it outside a
@@ -210,8 +168,7 @@ class Database:
             try:
                 driver: asyncpg.Connection = pooled.driver_connection
                 transaction = driver.transaction()
-                if begin:
-                    await transaction.start()
+                await transaction.start()
             except BaseException as exc:
                 if not _sound(exc):
                     pooled.invalidate()
@@ -323,13 +280,6 @@ class Database:
                 pinned, self._pinned, self._pinned_driver = self._pinned, None, None
                 await pinned.close()
         await self.engine.dispose()
-
-
-def _refused_unsent(exc: BaseException) -> bool:
-    """Whether asyncpg refused a call on a dead connection before sending any of it."""
-    return isinstance(exc, asyncpg.InterfaceError | asyncpg.exceptions.InternalClientError) and (
-        not isinstance(exc, asyncpg.ConnectionDoesNotExistError)
-    )
 
 
 def _sound(exc: BaseException) -> bool:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import sqlite3
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -26,6 +28,8 @@ from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 from sqlalchemy.util import greenlet_spawn
 
 from scheduler.errors import SchedulerError
+
+log = logging.getLogger("scheduler.db")
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -92,6 +96,19 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
 _watcher_epochs = itertools.count(1)
 
 
+@dataclass(eq=False, slots=True)
+class DriverTransaction:
+    """What ``Database.driver_write()`` lends: the asyncpg connection its transaction runs on.
+
+    Its user sets ``wrote_outbox`` once a statement has written rows to the outbox, so the
+    commit tells the outbox listeners (``Database.add_outbox_listener``). No SQLAlchemy event
+    sees a statement sent straight on asyncpg, so this is how that path says so.
+    """
+
+    conn: asyncpg.Connection
+    wrote_outbox: bool = False
+
+
 class Database:
     """The engine plus the transaction helpers; one per app, opened and closed by its lifespan."""
 
@@ -104,6 +121,7 @@ class Database:
         self._pinned: AsyncConnection | None = None
         self._pinned_driver: Any = None
         self._disposed = False
+        self._outbox_listeners: list[Callable[[], None]] = []
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Database:
@@ -119,7 +137,7 @@ class Database:
                 yield conn
 
     @asynccontextmanager
-    async def driver_write(self) -> AsyncIterator[asyncpg.Connection]:
+    async def driver_write(self) -> AsyncIterator[DriverTransaction]:
         """A write transaction straight on a pooled asyncpg connection (PostgreSQL only).
 
         For the hottest path, whose statements are plain SQL: SQLAlchemy's pool still lends the
@@ -129,13 +147,17 @@ class Database:
         broke, was cancelled mid-statement or met a bug is thrown away, because the pool cannot
         see what state it is in. A pooled connection that died while idle is replaced once
         before anything runs on it, so a database restart does not fail the next request.
+
+        Once a transaction that set ``wrote_outbox`` has committed, the outbox listeners run;
+        after a rollback, nothing does.
         """
         if self.is_sqlite:
             raise TypeError("driver_write() is for PostgreSQL; use write()")
         pooled, driver, transaction = await self._begin_on_driver()
+        tx = DriverTransaction(driver)
         try:
             try:
-                yield driver
+                yield tx
             except BaseException as exc:
                 if _sound(exc):
                     await transaction.rollback()
@@ -147,6 +169,28 @@ class Database:
             raise
         finally:
             await self._give_back(pooled)
+        if tx.wrote_outbox:
+            self._outbox_committed()
+
+    def add_outbox_listener(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` each time a ``driver_write()`` transaction that wrote outbox rows
+        has committed (the jobs nudge the dispatcher with it).
+
+        It runs in the event loop right after the COMMIT returned, so it must be quick and not
+        block. Commits through SQLAlchemy (``write()``) are not reported here: their
+        connections' events show them (``scheduler.jobs``).
+        """
+        self._outbox_listeners.append(callback)
+
+    def remove_outbox_listener(self, callback: Callable[[], None]) -> None:
+        self._outbox_listeners.remove(callback)
+
+    def _outbox_committed(self) -> None:
+        for callback in list(self._outbox_listeners):
+            try:
+                callback()
+            except Exception:  # the change is committed: its caller must still hear so
+                log.exception("outbox listener %r failed", callback)
 
     async def _give_back(self, pooled: PoolProxiedConnection) -> None:
         # Back in the pool, nothing is awaited. But an overflow connection that finds the pool

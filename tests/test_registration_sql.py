@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 
 from notifications.models import Message
 from scheduler import booking, catalog
-from scheduler.db import Database, is_database_outage
+from scheduler.db import Database, DriverTransaction, is_database_outage
 from scheduler.errors import DuplicateRegistration
 from scheduler.models import Registration, SeatPool
 from scheduler.registration_sql import AsyncpgTx, CoreTx
@@ -198,5 +198,58 @@ async def test_a_registration_cancelled_while_waiting_for_the_lock_leaves_nothin
             kinds = (await conn.execute(select(Message.recipient))).scalars().all()
         assert emails == ["o2@example.org"]
         assert set(kinds) == {"o2@example.org"}
+    finally:
+        await db.dispose()
+
+
+class Boom(Exception):
+    """A failure after the booking, inside the transaction."""
+
+
+@pytest.mark.postgres
+async def test_a_driver_commit_that_wrote_the_outbox_tells_the_listeners(
+    postgres_url: str,
+) -> None:
+    """The asyncpg path's outbox signal: a listener hears each commit that wrote outbox rows,
+    as the commit returns; a rollback, or a commit that wrote none, tells it nothing."""
+    db = Database.from_url(postgres_url)
+    heard: list[str] = []
+    db.add_outbox_listener(lambda: heard.append("commit"))
+    try:
+        session_id = await new_session(db)
+        async with db.read() as conn:
+            pool_id = (
+                await conn.execute(select(SeatPool.id).where(SeatPool.session_id == session_id))
+            ).scalar_one()
+
+        async def book(tx: DriverTransaction, email: str) -> None:
+            booked = await AsyncpgTx(tx).book(
+                pool_id, True, values(session_id, email), [confirmation(session_id, email)]
+            )
+            assert booked is not None
+
+        with pytest.raises(Boom):
+            async with db.driver_write() as tx:
+                await book(tx, "rolled-back@example.org")
+                assert tx.wrote_outbox
+                raise Boom
+        assert heard == []
+
+        with pytest.raises(DuplicateRegistration):
+            await booking.register(db, session_id, person(1), reminder_offsets=OFFSETS)
+            await booking.register(db, session_id, person(1), reminder_offsets=OFFSETS)
+        assert heard == ["commit"]  # the first one only
+
+        async with db.driver_write() as tx:
+            await tx.conn.execute("SELECT 1 FROM training_sessions FOR UPDATE")
+        assert heard == ["commit"]
+
+        async with db.driver_write() as tx:
+            await book(tx, "committed@example.org")
+        assert heard == ["commit", "commit"]
+
+        async with db.read() as conn:
+            recipients = (await conn.execute(select(Message.recipient))).scalars().all()
+        assert sorted(recipients) == ["committed@example.org", "o1@example.org"]
     finally:
         await db.dispose()

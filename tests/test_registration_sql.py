@@ -8,12 +8,13 @@ goes back into the pool to spoil the next registration.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
+import time_machine
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
@@ -23,6 +24,7 @@ from scheduler.db import Database, DriverTransaction, is_database_outage
 from scheduler.errors import DuplicateRegistration
 from scheduler.models import Registration, SeatPool
 from scheduler.registration_sql import AsyncpgTx, CoreTx
+from tests.dbs import PostgresFactory, copy_database
 from tests.helpers import session_body
 
 OFFSETS = ()
@@ -253,3 +255,135 @@ async def test_a_driver_commit_that_wrote_the_outbox_tells_the_listeners(
         assert sorted(recipients) == ["committed@example.org", "o1@example.org"]
     finally:
         await db.dispose()
+
+
+# -- the two paths write the same rows -----------------------------------------------------------
+
+# Microseconds, to show neither path rounds a timestamp.
+FROZEN = datetime(2026, 3, 2, 14, 30, 15, 123456, tzinfo=UTC)
+REMINDERS = (timedelta(days=1), timedelta(hours=2))
+# The same people, in the same order, on both paths: a seat; the agency's second (over the cap
+# of one: waitlisted though seats are free); another agency's seat, which fills the room; one
+# waitlisted because it is full; a virtual seat; and the first again, in other letters.
+ATTEMPTS = (
+    booking.RegistrationInput(
+        name="Ana Ruiz",
+        email="Ana.Ruiz@example.org",
+        agency="Albany  PD",
+        attendance="in_person",
+        rank="Sergeant",
+        post_id="NY-123/4",
+        post_state="NY",
+    ),
+    booking.RegistrationInput(
+        name="Ben Ode", email="ben@example.org", agency="albany pd", attendance="in_person"
+    ),
+    booking.RegistrationInput(
+        name="Cy Wu", email="cy@example.org", agency="Troy PD", attendance="in_person"
+    ),
+    booking.RegistrationInput(
+        name="Di Lee", email="di@example.org", agency="Utica PD", attendance="in_person"
+    ),
+    booking.RegistrationInput(
+        name="Ed Poe", email="ed@example.org", agency="Utica PD", attendance="virtual"
+    ),
+    booking.RegistrationInput(
+        name="Ana Ruiz", email="ANA.RUIZ@example.org", agency="Albany PD", attendance="virtual"
+    ),
+)
+OUTCOMES = ["confirmed", "waitlisted", "confirmed", "waitlisted", "confirmed", "duplicate"]
+
+
+async def register_through_core(
+    db: Database, session_id: int, person: booking.RegistrationInput
+) -> booking.RegistrationResult:
+    """Register as SQLite does (and batches, moves and holds do): CoreTx in ``write()``."""
+    async with db.write() as conn:
+        return await booking._register(CoreTx(conn), session_id, person, REMINDERS, FROZEN)
+
+
+async def register_through_asyncpg(
+    db: Database, session_id: int, person: booking.RegistrationInput
+) -> booking.RegistrationResult:
+    """Register as PostgreSQL does: AsyncpgTx in ``driver_write()``."""
+    return await booking.register(db, session_id, person, reminder_offsets=REMINDERS, now=FROZEN)
+
+
+async def every_row(url: str) -> dict[str, list[dict[str, object]]]:
+    """Every row of every table, in a stable order, read back by asyncpg itself."""
+    target = make_url(url)
+    conn = await asyncpg.connect(
+        host=target.host, port=target.port, user=target.username, database=target.database
+    )
+    try:
+        tables = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        dump = {}
+        for (table,) in tables:
+            rows = [dict(row) for row in await conn.fetch(f'SELECT * FROM "{table}"')]
+            dump[table] = sorted(rows, key=lambda row: [repr(v) for v in row.values()])
+        return dump
+    finally:
+        await conn.close()
+
+
+async def run_attempts(
+    url: str, session_id: int, path: Callable[..., Awaitable[booking.RegistrationResult]]
+) -> list[object]:
+    db = Database.from_url(url)
+    outcomes: list[object] = []
+    try:
+        for person in ATTEMPTS:
+            try:
+                outcome = await path(db, session_id, person)
+            except DuplicateRegistration:
+                outcomes.append("duplicate")
+            else:
+                outcomes.append(
+                    (outcome.id, outcome.status, outcome.attendance, outcome.waitlist_position)
+                )
+    finally:
+        await db.dispose()
+    return outcomes
+
+
+@pytest.mark.postgres
+async def test_both_registration_paths_write_the_same_rows(
+    postgres_url: str, postgres_factory: PostgresFactory
+) -> None:
+    """The same registrations through SQLAlchemy Core and through asyncpg, each on its own copy
+    of one database, with the clock stopped: every column of every row of every table matches,
+    but the registration tokens, random by design (``secrets.token_urlsafe``). Ids match too:
+    both copies start from the same sequences and neither path spends a value the other does
+    not."""
+    with time_machine.travel(FROZEN, tick=False):
+        db = Database.from_url(postgres_url)
+        try:
+            await catalog.create_course(db, {"slug": "managing-bias", "title": "Managing Bias"})
+            body = session_body("hybrid", in_person=2, virtual=2, max_per_agency=1)
+            session_id = (await catalog.create_session(db, "managing-bias", body)).id
+        finally:
+            await db.dispose()
+        core_url, asyncpg_url = postgres_url, await copy_database(postgres_url)
+        try:
+            core = await run_attempts(core_url, session_id, register_through_core)
+            driver = await run_attempts(asyncpg_url, session_id, register_through_asyncpg)
+            core_rows, asyncpg_rows = await every_row(core_url), await every_row(asyncpg_url)
+        finally:
+            postgres_factory.drop(asyncpg_url)
+
+    assert [o if o == "duplicate" else o[1] for o in core] == OUTCOMES  # type: ignore[index]
+    assert driver == core
+    for dump in (core_rows, asyncpg_rows):
+        for row in dump["registrations"]:
+            assert isinstance(row["token"], str) and len(row["token"]) >= 32
+            row["token"] = "<random>"
+    # Something to compare: the five registrations, their news and reminders, the two pools.
+    assert len(core_rows["registrations"]) == 5
+    assert {r["kind"] for r in core_rows["messages"]} == {"confirmation", "reminder", "waitlisted"}
+    assert len(core_rows["seat_pools"]) == 2
+    assert core_rows.keys() == asyncpg_rows.keys()
+    for table, rows in core_rows.items():
+        assert len(asyncpg_rows[table]) == len(rows), table
+        for core_row, asyncpg_row in zip(rows, asyncpg_rows[table], strict=True):
+            for column, value in core_row.items():
+                assert asyncpg_row[column] == value, f"{table}.{column} of {core_row}"

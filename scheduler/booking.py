@@ -164,8 +164,8 @@ async def register(
             return await _register(CoreTx(conn), session_id, person, reminder_offsets, now)
     # PostgreSQL: the same steps straight on asyncpg, the write as one statement
     # (scheduler/registration_sql.py).
-    async with db.driver_write() as driver:
-        return await _register(AsyncpgTx(driver), session_id, person, reminder_offsets, now)
+    async with db.driver_write() as tx:
+        return await _register(AsyncpgTx(tx), session_id, person, reminder_offsets, now)
 
 
 def agency_key_of(agency: str) -> str:

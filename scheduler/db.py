@@ -95,6 +95,14 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
 
 _watcher_epochs = itertools.count(1)
 
+# The flag a connection carries (in its ``info``) from an outbox INSERT to its COMMIT.
+_WROTE_OUTBOX = "scheduler.wrote_outbox"
+
+
+def _note_outbox_insert(conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
+    if statement.startswith("INSERT INTO messages"):
+        conn.info[_WROTE_OUTBOX] = True
+
 
 @dataclass(eq=False, slots=True)
 class DriverTransaction:
@@ -122,6 +130,7 @@ class Database:
         self._pinned_driver: Any = None
         self._disposed = False
         self._outbox_listeners: list[Callable[[], None]] = []
+        event.listen(engine.sync_engine, "before_cursor_execute", _note_outbox_insert)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Database:
@@ -129,12 +138,21 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A transaction that will change rows: commits on success, rolls back on any error."""
+        """A transaction that will change rows: commits on success, rolls back on any error.
+
+        Once a transaction that wrote outbox rows has committed, the outbox listeners run
+        (``add_outbox_listener``); after a rollback, nothing does.
+        """
         async with self.engine.connect() as conn:
             if self.is_sqlite:
                 await conn.execution_options(sqlite_immediate=True)
-            async with conn.begin():
-                yield conn
+            try:
+                async with conn.begin():
+                    yield conn
+            finally:
+                wrote_outbox = conn.info.pop(_WROTE_OUTBOX, False)
+        if wrote_outbox:
+            self._outbox_committed()
 
     @asynccontextmanager
     async def driver_write(self) -> AsyncIterator[DriverTransaction]:
@@ -173,12 +191,12 @@ class Database:
             self._outbox_committed()
 
     def add_outbox_listener(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` each time a ``driver_write()`` transaction that wrote outbox rows
-        has committed (the jobs nudge the dispatcher with it).
+        """Call ``callback`` each time a ``write()`` or ``driver_write()`` transaction that wrote
+        outbox rows has committed (the jobs nudge the dispatcher with it).
 
         It runs in the event loop right after the COMMIT returned, so it must be quick and not
-        block. Commits through SQLAlchemy (``write()``) are not reported here: their
-        connections' events show them (``scheduler.jobs``).
+        block. Being after the COMMIT, the dispatcher it wakes finds the rows: SQLAlchemy's own
+        ``commit`` event fires before the COMMIT is sent, too early for that.
         """
         self._outbox_listeners.append(callback)
 

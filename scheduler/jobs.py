@@ -14,8 +14,6 @@ import logging
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy import event
-from sqlalchemy.engine import Connection
 
 from notifications.dispatcher import Dispatcher
 from notifications.messages import Mailer
@@ -121,11 +119,7 @@ class Jobs:
             max_instances=1,
         )
         self._clock.start()
-        # A commit that wrote to the outbox wakes the dispatcher: SQLAlchemy's engine events see
-        # the ones through SQLAlchemy, the database itself the ones straight on asyncpg
-        # (PostgreSQL's registration, Database.driver_write).
-        event.listen(self.db.engine.sync_engine, "before_cursor_execute", self._on_execute)
-        event.listen(self.db.engine.sync_engine, "commit", self._on_commit)
+        # A commit that wrote to the outbox wakes the dispatcher (Database.add_outbox_listener).
         self.db.add_outbox_listener(self.nudge)
         self._worker = asyncio.create_task(self._run(), name="outbox-dispatcher")
         self.nudge()
@@ -180,17 +174,6 @@ class Jobs:
                 else:
                     log.exception("outbox dispatch failed; retrying on the next tick")
 
-    # SQLAlchemy calls these synchronously inside the connection's work, its "commit" event
-    # before the COMMIT is sent; they only flag and schedule, so a commit never waits on the
-    # dispatcher. (The database's outbox listener runs after the COMMIT: it nudges at once.)
-    def _on_execute(self, conn: Connection, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.startswith("INSERT INTO messages"):
-            conn.info["outbox_enqueued"] = True
-
-    def _on_commit(self, conn: Connection) -> None:
-        if conn.info.pop("outbox_enqueued", False) and self._loop is not None:
-            self._loop.call_soon_threadsafe(self.nudge)
-
     async def stop(self) -> None:
         if self._clock is None:
             await self.dispatcher.close()
@@ -200,8 +183,6 @@ class Jobs:
         self._clock.shutdown(wait=False)  # cancels the job runs in flight
         if self._runs:
             await asyncio.gather(*self._runs, return_exceptions=True)
-        event.remove(self.db.engine.sync_engine, "before_cursor_execute", self._on_execute)
-        event.remove(self.db.engine.sync_engine, "commit", self._on_commit)
         self.db.remove_outbox_listener(self.nudge)
         if self._worker is not None:
             # Let a pass in flight settle its messages; past the grace period, cancel it and

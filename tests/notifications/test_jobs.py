@@ -133,24 +133,12 @@ def test_outbox_command_lists_and_retries(
     assert "pending: 2" in out and "failed" not in out.splitlines()[0]
 
 
-@pytest.fixture
-def pg_settings(postgres_url: str, tmp_path: Path) -> Settings:
-    return Settings(
-        database_url=postgres_url,
-        base_url="http://testserver",
-        secret_key="test-secret-key-not-for-production",
-        mail_dir=tmp_path / "mail",
-        run_jobs=True,
-        rate_limit=0,
-    )
-
-
-@pytest.mark.postgres
-async def test_a_registration_on_the_asyncpg_path_wakes_the_dispatcher(
-    pg_settings: Settings, smtp_server: SmtpSink, monkeypatch: pytest.MonkeyPatch
+async def test_a_registration_commit_wakes_the_dispatcher(
+    settings: Settings, smtp_server: SmtpSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """PostgreSQL registers straight on asyncpg (``Database.driver_write``), which SQLAlchemy's
-    commit events never see; its commit must still wake the dispatcher.
+    """A commit that wrote outbox rows wakes the dispatcher once it has committed: on
+    PostgreSQL through asyncpg (``Database.driver_write``), which SQLAlchemy's events never see,
+    on SQLite through ``Database.write``.
 
     The periodic tick is a minute here and the wait a quarter of that, so the confirmation can
     only arrive through the wake-up. A duplicate (refused, rolled back) wakes nothing.
@@ -171,14 +159,15 @@ async def test_a_registration_on_the_asyncpg_path_wakes_the_dispatcher(
 
     monkeypatch.setattr(Jobs, "nudge", counting_nudge)
     monkeypatch.setattr(Dispatcher, "drain", counting_drain)
-    db = Database.from_url(pg_settings.database_url)
+    settings = settings.with_(run_jobs=True, rate_limit=0)
+    db = Database.from_url(settings.database_url)
     try:
         await catalog.create_course(db, {"slug": "managing-bias", "title": "Managing Bias"})
         session_id = (await catalog.create_session(db, "managing-bias", session_body())).id
     finally:
         await db.dispose()
 
-    app = create_app(pg_settings.with_(smtp_url=smtp_server.url))
+    app = create_app(settings.with_(smtp_url=smtp_server.url))
     async with LifespanManager(app) as manager:
         # The start's own pass must be over, so that it cannot be what finds the confirmation.
         await wait_until(lambda: drains, "the dispatcher's first pass")

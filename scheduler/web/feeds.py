@@ -90,10 +90,11 @@ class FeedCache:
 def _per_process(request: Request, name: str, make: Callable[[], T]) -> T:
     # Made on first use and kept for the life of the process. Both of these only save work:
     # the database's change token, not process memory, decides what is fresh.
-    found: T | None = getattr(request.app.state, name, None)
+    state = request.scope["app"].state
+    found: T | None = state._state.get(name)  # not through State.__getattr__, in Python
     if found is None:
         found = make()
-        setattr(request.app.state, name, found)
+        setattr(state, name, found)
     return found
 
 

@@ -161,18 +161,16 @@ class RequestMiddleware:
                 response_started = True
                 status = int(message["status"])
                 headers = message.get("headers") or []
-                present = {name.lower() for name, _ in headers}
+                # ASGI: response header names are lowercase (Starlette's responses make them so).
+                present = {name for name, _ in headers}
                 # A new list: a response may hand over a header block it keeps for reuse.
-                if _ID in present:
-                    headers = [h for h in headers if h[0].lower() != _ID]
-                else:
-                    headers = list(headers)
+                headers = [h for h in headers if h[0] != _ID] if _ID in present else [*headers]
                 if not present >= _SECURITY_NAMES:
                     headers.extend(h for h in SECURITY_HEADERS if h[0] not in present)
                 if status == 405:
                     methods = self.allowed_methods(scope)
                     if methods:
-                        headers = [h for h in headers if h[0].lower() != _ALLOW]
+                        headers = [h for h in headers if h[0] != _ALLOW]
                         headers.append((_ALLOW, ", ".join(sorted(methods)).encode("latin-1")))
                 headers.append((_ID, encoded_id))
                 message["headers"] = headers

@@ -29,6 +29,7 @@ from bench import common
 from bench.bench_feeds import seed
 from scheduler import migrate
 from scheduler.db import Database
+from tests.support.ports import free_port
 
 WARMUP = 20
 
@@ -129,7 +130,7 @@ def main(n: int) -> None:
 
     asyncio.run(seeded())
     floor_file = out / "floor.ics"
-    port, bare_port = common.free_port(), common.free_port()
+    port, bare_port = free_port(), free_port()
     env = {
         **os.environ,
         "SCHEDULER_DATABASE_URL": url,

@@ -1,6 +1,8 @@
 """``python -m bench [NAME ...]``: run the benchmarks, print one table, keep the figures.
 
 NAME is a module's name without its ``bench_`` prefix (``python -m bench registration``).
+Run it from the repository root: the benchmarks import ``tests.support`` for their servers.
+``BENCH_QUICK=1`` makes each one small, a smoke run whose figures mean nothing.
 Exits 1 when a row misses its target, 2 for an unknown name.
 """
 
@@ -84,6 +86,9 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
 
 def main(argv: Sequence[str]) -> int:
     available = discover()
+    if {"-h", "--help"} & set(argv):
+        print((__doc__ or "").strip() + f"\n\nNAME is one of: {', '.join(available)}")
+        return 0
     chosen = [name.removeprefix("bench_") for name in argv] or available
     unknown = [name for name in chosen if name not in available]
     if unknown:

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, select
 
+from bench import sized
 from bench.common import row
 from bench.floors import certificate as floor
 from notifications.models import Message
@@ -40,8 +41,8 @@ from scheduler.models import (
 )
 
 NAME = "certificates"
-PEOPLE = 500
-OLD_FLOOR_SAMPLE = 100  # the shipped fonts are slow: a sample gives the rate
+PEOPLE = sized(500, 20)
+OLD_FLOOR_SAMPLE = sized(100, 5)  # the shipped fonts are slow: a sample gives the rate
 TARGET = 0.5
 ISSUER = Issuer(
     base_url="https://training.example.org", provider="National De-escalation Training Network"

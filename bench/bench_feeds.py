@@ -15,7 +15,8 @@ them: there a warm or 304 request also waits for one database round trip (the ch
 one request at a time feels in full.
 
 The server is the app under uvicorn in a process of its own, with one extra route for the
-floor (``bench/feeds_app.py``); the client is httpx over TCP with keep-alive, one request at a
+floor (``bench/feeds_app.py``), started by the tests' launcher (``tests/support/servers.py``,
+as the floor is); the client is httpx over TCP with keep-alive, one request at a
 time. It runs on a temporary SQLite file, then on a throwaway PostgreSQL database.
 
 The client sends httpx's ``Accept-Encoding: gzip, deflate``, as calendar clients do, so the
@@ -27,9 +28,7 @@ Bodies are read raw, not inflated, as in ``bench_history``.
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,19 +41,20 @@ import httpx
 import icalendar
 from sqlalchemy import insert, select
 
-from bench import common
-from bench.common import FloorServer
+from bench import common, sized
+from bench.common import FloorServer, importable
 from scheduler import calendar, catalog, feed_content, migrate
 from scheduler.config import Settings
 from scheduler.db import Database
 from scheduler.feed_content import FeedFilter
 from scheduler.models import Course, Meeting, SeatPool, TrainingSession
+from tests.support.servers import ServerProcess
 
-SESSIONS = 500
+SESSIONS = sized(500, 30)
 ZONES = ("America/Chicago", "America/New_York", "America/Los_Angeles")
-REQUESTS = 300
-ROUNDS = 5
-COLD_ROUNDS = 5
+REQUESTS = sized(300, 20)
+ROUNDS = sized(5, 1)
+COLD_ROUNDS = sized(5, 1)
 
 
 async def seed(db: Database) -> None:
@@ -135,22 +135,6 @@ async def seed(db: Database) -> None:
             for d in range((end - start).days + 1)
         ]
         await conn.execute(insert(Meeting), meetings)
-
-
-def wait_for(client: httpx.Client, url: str, server: subprocess.Popen[bytes]) -> httpx.Response:
-    """The feed's first answer, once the server is up."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError("the benchmark server exited early")
-        try:
-            response = client.get(url)
-        except httpx.TransportError:
-            time.sleep(0.1)
-            continue
-        assert response.status_code == 200, response.text
-        return response
-    raise RuntimeError("the benchmark server did not come up")
 
 
 def gzipped(response: httpx.Response) -> httpx.Response:
@@ -266,49 +250,43 @@ def measure(url: str) -> list[dict[str, Any]]:
         cold, direct, size = asyncio.run(prepare())
 
         # The server runs in a process of its own, as in production, so the load generator
-        # never shares an interpreter lock with it.
-        port = common.free_port()
+        # never shares an interpreter lock with it; the same launcher as the tests' servers.
         floor_file = Path(tmp) / "floor.ics"
-        env = {
-            **os.environ,
-            "SCHEDULER_DATABASE_URL": url,
-            "SCHEDULER_BASE_URL": settings.base_url,
-            "SCHEDULER_SECRET_KEY": settings.secret_key,
-            "SCHEDULER_MAIL_DIR": str(settings.mail_dir),
-            "SCHEDULER_RUN_JOBS": "false",
-            "SCHEDULER_RATE_LIMIT": "0",
-        }
-        server = subprocess.Popen(
-            [sys.executable, "-m", "bench.feeds_app", str(port), str(floor_file)],
-            cwd=common.ROOT,
-            env=env,
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
+        with (
+            ServerProcess(
+                url,
+                Path(tmp),
+                workers=1,  # named, so that mypy knows the settings below fill only **env
+                command=[sys.executable, "-m", "bench.feeds_app", "{port}", str(floor_file)],
+                secret_key=settings.secret_key,
+                **importable(
+                    {"SCHEDULER_BASE_URL": settings.base_url, "SCHEDULER_RUN_JOBS": "false"}
+                ),
+            ) as server,
+            httpx.Client(timeout=30) as client,
+        ):
+            base = server.url
             feed_url = f"{base}/courses/managing-bias/calendar.ics"
-            with httpx.Client(timeout=30) as client:
-                first = gzipped(wait_for(client, feed_url, server))
-                floor_file.write_bytes(first.content)
-                etag = first.headers["etag"]
-                with FloorServer("bench.floors.feed:app", FLOOR_FEED_FILE=str(floor_file)) as bare:
-                    bare_url = f"http://127.0.0.1:{bare.port}/feed.ics"
-                    bare_etag = gzipped(client.get(bare_url)).headers["etag"]
-                    gzipped(client.get(f"{base}/bench/floor"))
-                    floors, warms, conditionals = [], [], []
-                    honest, honest_304 = [], []
-                    for _ in range(ROUNDS):  # interleaved, so drift hits all alike
-                        honest.append(requests_per_second(client, bare_url, {}, 200))
-                        honest_304.append(
-                            requests_per_second(client, bare_url, {"If-None-Match": bare_etag}, 304)
-                        )
-                        floors.append(requests_per_second(client, f"{base}/bench/floor", {}, 200))
-                        warms.append(requests_per_second(client, feed_url, {}, 200))
-                        conditionals.append(
-                            requests_per_second(client, feed_url, {"If-None-Match": etag}, 304)
-                        )
-        finally:
-            server.terminate()
-            server.wait(timeout=20)
+            first = gzipped(client.get(feed_url))
+            assert first.status_code == 200, first.text
+            floor_file.write_bytes(first.content)
+            etag = first.headers["etag"]
+            with FloorServer("bench.floors.feed:app", FLOOR_FEED_FILE=str(floor_file)) as bare:
+                bare_url = f"{bare.url}/feed.ics"
+                bare_etag = gzipped(client.get(bare_url)).headers["etag"]
+                gzipped(client.get(f"{base}/bench/floor"))
+                floors, warms, conditionals = [], [], []
+                honest, honest_304 = [], []
+                for _ in range(ROUNDS):  # interleaved, so drift hits all alike
+                    honest.append(requests_per_second(client, bare_url, {}, 200))
+                    honest_304.append(
+                        requests_per_second(client, bare_url, {"If-None-Match": bare_etag}, 304)
+                    )
+                    floors.append(requests_per_second(client, f"{base}/bench/floor", {}, 200))
+                    warms.append(requests_per_second(client, feed_url, {}, 200))
+                    conditionals.append(
+                        requests_per_second(client, feed_url, {"If-None-Match": etag}, 304)
+                    )
 
     floor_rps = statistics.median(floors)
     honest_rps = statistics.median(honest)

@@ -25,12 +25,13 @@ from typing import Any
 
 import httpx
 
+from bench import sized
 from bench.common import Server, pg_connect, row, sqlalchemy_url, throwaway_database
 
 NAME = "history"
-REPEAT = 25
+REPEAT = sized(25, 3)
 TARGET = 1.5
-PAST_SESSIONS = 15_000
+PAST_SESSIONS = sized(15_000, 200)
 PEOPLE_PER_SESSION = 30  # 450,000 registrations
 MESSAGES_PER_PERSON = 4  # 1.8 million sent messages
 ADMIN_EMAIL = "bench-admin@example.org"

@@ -19,8 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import sized
+
 # BENCH_OUTBOX_MESSAGES shrinks the run for a quick check; the number is 5,000.
-MESSAGES = int(os.environ.get("BENCH_OUTBOX_MESSAGES", "5000"))
+MESSAGES = int(os.environ.get("BENCH_OUTBOX_MESSAGES", str(sized(5000, 100))))
 CONNECTIONS = 4
 TARGET_RATIO = 0.5
 TARGET_RSS_MB = 200.0

@@ -30,6 +30,7 @@ from typing import Any
 
 import asyncpg
 
+from bench import sized
 from bench.common import (
     PG_HOST,
     PG_PORT,
@@ -54,11 +55,11 @@ from scheduler.registration_sql import (
 )
 
 NAME = "registration"
-SESSIONS = 8
+SESSIONS = sized(8, 2)
 ATTEMPTS_PER_SESSION = 320
 CAPACITY = 160
 CLIENTS = 64
-ROUNDS = 3
+ROUNDS = sized(3, 1)
 WORKERS = 2
 TARGET_RATIO = 0.5
 RSS_LIMIT_MB = 150
@@ -295,12 +296,16 @@ async def run() -> list[dict[str, Any]]:
         dsn = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{database}"
         with (
             Server(url, workers=WORKERS, **env) as server,
-            FloorServer("bench.floors.registration:app", workers=WORKERS, FLOOR_DSN=dsn) as floor,
+            FloorServer(
+                "bench.floors.registration:app", workers=WORKERS, FLOOR_DSN=dsn
+            ) as floor_server,
         ):
             await admin_setup(server, token)
             # Warm every path up once (connection pools, statement caches), unmeasured.
             await service_burst(server, attempts(await new_sessions(server, token, 2), "warm"))
-            await service_burst(floor, attempts(await new_sessions(server, token, 2), "hwarm"))
+            await service_burst(
+                floor_server, attempts(await new_sessions(server, token, 2), "hwarm")
+            )
             await floor_burst(database, attempts(await new_sessions(server, token, 2), "fwarm"))
             for round_ in range(ROUNDS):
                 service_ids = await new_sessions(server, token, SESSIONS)
@@ -316,7 +321,7 @@ async def run() -> list[dict[str, Any]]:
                 service_latency += latencies
 
                 work = attempts(floor_ids, f"h{round_}")
-                seconds, latencies, statuses = await service_burst(floor, work)
+                seconds, latencies, statuses = await service_burst(floor_server, work)
                 if statuses != {201: len(work)}:
                     problems.append(f"floor answers: {dict(statuses)}")
                 problems += await invariant_1(database, floor_ids)

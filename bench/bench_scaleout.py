@@ -23,9 +23,10 @@ from typing import Any
 import asyncpg
 import httpx
 
+from bench import sized
 from tests.support.servers import ServerProcess
 
-REGISTRATIONS = int(os.environ.get("BENCH_SCALEOUT_REGISTRATIONS", "800"))
+REGISTRATIONS = int(os.environ.get("BENCH_SCALEOUT_REGISTRATIONS", str(sized(800, 80))))
 SESSIONS = 40
 CONCURRENCY = 32
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
@@ -96,7 +97,7 @@ async def _invariants_hold(database_url: str) -> bool:
             """SELECT count(*) FROM registrations r WHERE NOT EXISTS (SELECT 1 FROM messages m
                WHERE m.registration_id = r.id AND m.kind IN ('confirmation', 'waitlisted'))"""
         )
-        return oversold == twice == idle_seats == unmailed == 0
+        return bool(oversold == twice == idle_seats == unmailed == 0)
     finally:
         await conn.close()
 

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -23,8 +20,7 @@ from typing import Any
 
 import asyncpg
 
-from tests.support.ports import free_port
-from tests.support.servers import ServerProcess, children, cmdline
+from tests.support.servers import ServerProcess
 
 PG_HOST = os.environ.get("BENCH_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("BENCH_PG_PORT", "5432"))
@@ -156,66 +152,29 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
-class FloorServer:
-    """A floor app (``bench/floors/``) under ``uvicorn --workers N`` as a subprocess."""
+def importable(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with the repository on ``PYTHONPATH``: a server started in its own temporary
+    folder (``ServerProcess``) can then import ``bench`` for a floor app."""
+    path = os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))
+    return {**env, "PYTHONPATH": path}
+
+
+class FloorServer(ServerProcess):
+    """A floor app (``bench/floors/``) under ``uvicorn --workers N``, started, awaited and
+    stopped as the service is (``tests/support/servers.py``); floors answer ``/healthz`` too."""
 
     def __init__(self, app: str, *, workers: int = 1, **env: str) -> None:
-        self.app = app
-        self.port = free_port()
-        self.workers = workers
-        self.workdir = Path(tempfile.mkdtemp(prefix="scheduler-floor-"))
-        self.log = self.workdir / "floor.log"
-        self.env = {**os.environ, **env}
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 60) -> FloorServer:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "uvicorn", self.app),
-                    *("--port", str(self.port), "--workers", str(self.workers)),
-                    *("--http", "httptools", "--no-access-log", "--log-level", "warning"),
-                ],
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"floor exited early:\n{self.log.read_text()}")
-            workers = self.workers if self.workers > 1 else 0
-            ready = len(self.worker_pids()) >= workers
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    if ready:
-                        return self
-            except OSError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"floor did not come up:\n{self.log.read_text()}")
-
-    def worker_pids(self) -> list[int]:
-        if self.process is None:
-            return []
-        return [pid for pid in children(self.process.pid) if b"spawn_main" in cmdline(pid)]
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def __enter__(self) -> FloorServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().__init__(
+            None,
+            Path(tempfile.mkdtemp(prefix="scheduler-floor-")),
+            workers=workers,
+            command=[
+                *(sys.executable, "-m", "uvicorn", app),
+                *("--port", "{port}", "--workers", str(workers)),
+                *("--http", "httptools", "--no-access-log", "--log-level", "warning"),
+            ],
+            **importable(env),
+        )
 
 
 # -- a lean HTTP/1.1 client ---------------------------------------------------------------------

@@ -164,8 +164,8 @@ async def register(
             return await _register(CoreTx(conn), session_id, person, reminder_offsets, now)
     # PostgreSQL: the same steps straight on asyncpg, the write as one statement
     # (scheduler/registration_sql.py).
-    async with db.driver_write() as driver:
-        return await _register(AsyncpgTx(driver), session_id, person, reminder_offsets, now)
+    async with db.driver_write() as tx:
+        return await _register(AsyncpgTx(tx), session_id, person, reminder_offsets, now)
 
 
 def agency_key_of(agency: str) -> str:
@@ -419,6 +419,26 @@ async def describe(conn: AsyncConnection, registration: Row[Any]) -> Registratio
     )
 
 
+async def mark_cancelled(conn: AsyncConnection, registration_id: int, now: datetime) -> None:
+    """Mark a registration cancelled and drop its mail still pending (its reminders).
+
+    Its sequence moves on, so the calendar CANCEL that follows supersedes its invite. The seat
+    counters and the email saying so are the caller's: a cancellation frees the seat, a
+    transfer hands it on.
+    """
+    await conn.execute(
+        update(Registration)
+        .where(Registration.id == registration_id)
+        .values(
+            status=CANCELLED,
+            cancelled_at=now,
+            updated_at=now,
+            sequence=Registration.sequence + 1,
+        )
+    )
+    await outbox.cancel_pending(conn, registration_id=registration_id)
+
+
 async def cancel(
     db: Database,
     token: str,
@@ -444,23 +464,13 @@ async def cancel(
             return await describe(conn, registration)
         if not by_admin and now >= session.starts_at:
             raise Gone("this session has already started")
-        await conn.execute(
-            update(Registration)
-            .where(Registration.id == registration.id)
-            .values(
-                status=CANCELLED,
-                cancelled_at=now,
-                updated_at=now,
-                sequence=Registration.sequence + 1,
-            )
-        )
+        await mark_cancelled(conn, registration.id, now)
         if registration.status == CONFIRMED:
             await conn.execute(
                 update(SeatPool)
                 .where(SeatPool.id == registration.pool_id)
                 .values(confirmed=SeatPool.confirmed - 1)
             )
-        await outbox.cancel_pending(conn, registration_id=registration.id)
         if session.status != CANCELLED:
             await outbox.enqueue(
                 conn,

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager, suppress
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -27,8 +29,9 @@ from sqlalchemy.util import greenlet_spawn
 
 from scheduler.errors import SchedulerError
 
+log = logging.getLogger("scheduler.db")
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-T = TypeVar("T")
 
 
 def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
@@ -93,6 +96,19 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
 _watcher_epochs = itertools.count(1)
 
 
+@dataclass(eq=False, slots=True)
+class DriverTransaction:
+    """What ``Database.driver_write()`` lends: the asyncpg connection its transaction runs on.
+
+    Its user sets ``wrote_outbox`` once a statement has written rows to the outbox, so the
+    commit tells the outbox listeners (``Database.add_outbox_listener``). No SQLAlchemy event
+    sees a statement sent straight on asyncpg, so this is how that path says so.
+    """
+
+    conn: asyncpg.Connection
+    wrote_outbox: bool = False
+
+
 class Database:
     """The engine plus the transaction helpers; one per app, opened and closed by its lifespan."""
 
@@ -109,6 +125,7 @@ class Database:
         self._pinned: AsyncConnection | None = None
         self._pinned_driver: Any = None
         self._disposed = False
+        self._outbox_listeners: list[Callable[[], None]] = []
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Database:
@@ -124,7 +141,7 @@ class Database:
                 yield conn
 
     @asynccontextmanager
-    async def driver_write(self) -> AsyncIterator[asyncpg.Connection]:
+    async def driver_write(self) -> AsyncIterator[DriverTransaction]:
         """A write transaction straight on a pooled asyncpg connection (PostgreSQL only).
 
         For the hottest path, whose statements are plain SQL: SQLAlchemy's pool still lends the
@@ -134,13 +151,17 @@ class Database:
         broke, was cancelled mid-statement or met a bug is thrown away, because the pool cannot
         see what state it is in. A pooled connection that died while idle is replaced once
         before anything runs on it, so a database restart does not fail the next request.
+
+        Once a transaction that set ``wrote_outbox`` has committed, the outbox listeners run;
+        after a rollback, nothing does.
         """
         if self.is_sqlite:
             raise TypeError("driver_write() is for PostgreSQL; use write()")
         pooled, driver, transaction = await self._begin_on_driver()
+        tx = DriverTransaction(driver)
         try:
             try:
-                yield driver
+                yield tx
             except BaseException as exc:
                 if _sound(exc):
                     await transaction.rollback()
@@ -152,6 +173,28 @@ class Database:
             raise
         finally:
             await self._give_back(pooled)
+        if tx.wrote_outbox:
+            self._outbox_committed()
+
+    def add_outbox_listener(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` each time a ``driver_write()`` transaction that wrote outbox rows
+        has committed (the jobs nudge the dispatcher with it).
+
+        It runs in the event loop right after the COMMIT returned, so it must be quick and not
+        block. Commits through SQLAlchemy (``write()``) are not reported here: their
+        connections' events show them (``scheduler.jobs``).
+        """
+        self._outbox_listeners.append(callback)
+
+    def remove_outbox_listener(self, callback: Callable[[], None]) -> None:
+        self._outbox_listeners.remove(callback)
+
+    def _outbox_committed(self) -> None:
+        for callback in list(self._outbox_listeners):
+            try:
+                callback()
+            except Exception:  # the change is committed: its caller must still hear so
+                log.exception("outbox listener %r failed", callback)
 
     async def _give_back(self, pooled: PoolProxiedConnection) -> None:
         # Back in the pool, nothing is awaited. But an overflow connection that finds the pool
@@ -163,48 +206,7 @@ class Database:
         else:
             pooled.close()
 
-    async def driver_call(self, call: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        """Run ``call`` on a pooled asyncpg connection, its statement in its own transaction.
-
-        For work done by one server-side function (``register_person``): no BEGIN or COMMIT
-        round trips, and no lock held while the network carries anything. A pooled connection
-        that the server closed while it sat idle refuses the call before sending anything
-        (asyncpg's ``InterfaceError`` or ``InternalClientError``); it is thrown away and the call
-        runs once on a fresh one, so a database restart does not fail the next request. A call
-        that broke once sent is not repeated (it may have committed): that is an outage. The
-        connection goes back to the pool by the same rules as in ``driver_write()``.
-        """
-        if self.is_sqlite:
-            raise TypeError("driver_call() is for PostgreSQL; use write()")
-        for attempt in (1, 2):
-            pooled, driver, _ = await self._begin_on_driver(begin=False)
-            try:
-                return await call(driver)
-            except Exception as exc:
-                if _sound(exc):
-                    raise
-                pooled.invalidate()
-                if attempt == 2 or not _refused_unsent(exc):
-                    raise
-            except BaseException:
-                # Cancelled mid-call. The statement commits by itself once it ends, so stop it on
-                # the server (it may be waiting for a lock) before the connection goes.
-                pid = driver.get_server_pid()
-                pooled.invalidate()
-                await asyncio.shield(self._cancel_backend(pid))
-                raise
-            finally:
-                pooled.close()
-        raise AssertionError("unreachable")
-
-    async def _cancel_backend(self, pid: int) -> None:
-        with suppress(Exception):  # best effort: the database may be what went away
-            async with asyncio.timeout(5), self.engine.connect() as conn:
-                await conn.execute(text("SELECT pg_cancel_backend(:pid)"), {"pid": pid})
-
-    async def _begin_on_driver(
-        self, *, begin: bool = True
-    ) -> tuple[PoolProxiedConnection, asyncpg.Connection, Any]:
+    async def _begin_on_driver(self) -> tuple[PoolProxiedConnection, asyncpg.Connection, Any]:
         # engine.raw_connection() and the pooled connection's own close(): a third of the CPU
         # of an AsyncConnection around it. Closing needs no await: SQLAlchemy began nothing on
         # it, so returning it to the pool rolls nothing back, and invalidating it outside a
@@ -214,8 +216,7 @@ class Database:
             try:
                 driver: asyncpg.Connection = pooled.driver_connection
                 transaction = driver.transaction()
-                if begin:
-                    await transaction.start()
+                await transaction.start()
             except BaseException as exc:
                 if not _sound(exc):
                     pooled.invalidate()
@@ -322,13 +323,6 @@ class Database:
                 pinned, self._pinned, self._pinned_driver = self._pinned, None, None
                 await pinned.close()
         await self.engine.dispose()
-
-
-def _refused_unsent(exc: BaseException) -> bool:
-    """Whether asyncpg refused a call on a dead connection before sending any of it."""
-    return isinstance(exc, asyncpg.InterfaceError | asyncpg.exceptions.InternalClientError) and (
-        not isinstance(exc, asyncpg.ConnectionDoesNotExistError)
-    )
 
 
 def _sound(exc: BaseException) -> bool:

@@ -416,26 +416,7 @@ async def release_for_cancelled_session(
             .where(Hold.id == hold.id)
             .values(status=HOLD_RELEASED, remaining=0, released_at=now, updated_at=now)
         )
-        name = (
-            await conn.execute(select(Agency.name).where(Agency.id == hold.agency_id))
-        ).scalar_one()
-        await outbox.enqueue_many(
-            conn,
-            [
-                {
-                    "kind": "hold_released",
-                    "recipient": email,
-                    "session_id": session_id,
-                    "payload": {
-                        "hold_id": hold.id,
-                        "agency": name,
-                        "seats": hold.remaining,
-                        "reason": reason,
-                    },
-                }
-                for email in await coordinator_emails(conn, hold.agency_id)
-            ],
-        )
+        await _tell_coordinators(conn, hold, "hold_released", session_id, reason=reason)
     return [hold.id for hold in active]
 
 
@@ -564,29 +545,40 @@ async def warn_due(db: Database, *, now: datetime | None = None) -> list[int]:
             )
         ).all()
         for hold in due:
-            recipients = await coordinator_emails(conn, hold.agency_id)
-            name = (
-                await conn.execute(select(Agency.name).where(Agency.id == hold.agency_id))
-            ).scalar_one()
-            await outbox.enqueue_many(
+            await _tell_coordinators(
                 conn,
-                [
-                    {
-                        "kind": "hold_release_warning",
-                        "recipient": email,
-                        "session_id": hold.session_id,
-                        "payload": {
-                            "hold_id": hold.id,
-                            "agency": name,
-                            "seats": hold.remaining,
-                            "release_at": hold.release_at.isoformat(),
-                        },
-                    }
-                    for email in recipients
-                ],
+                hold,
+                "hold_release_warning",
+                hold.session_id,
+                release_at=hold.release_at.isoformat(),
             )
             warned.append(hold.id)
     return warned
+
+
+async def _tell_coordinators(
+    conn: AsyncConnection, hold: Any, kind: str, session_id: int, **payload: Any
+) -> None:
+    """Email ``kind`` about ``hold`` (its id, agency name and unnamed seats, and ``payload``)
+    to each active coordinator of its agency."""
+    name = (await conn.execute(select(Agency.name).where(Agency.id == hold.agency_id))).scalar_one()
+    await outbox.enqueue_many(
+        conn,
+        [
+            {
+                "kind": kind,
+                "recipient": email,
+                "session_id": session_id,
+                "payload": {
+                    "hold_id": hold.id,
+                    "agency": name,
+                    "seats": hold.remaining,
+                    **payload,
+                },
+            }
+            for email in await coordinator_emails(conn, hold.agency_id)
+        ],
+    )
 
 
 async def coordinator_emails(conn: AsyncConnection, agency_id: int) -> list[str]:

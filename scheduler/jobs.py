@@ -121,8 +121,12 @@ class Jobs:
             max_instances=1,
         )
         self._clock.start()
+        # A commit that wrote to the outbox wakes the dispatcher: SQLAlchemy's engine events see
+        # the ones through SQLAlchemy, the database itself the ones straight on asyncpg
+        # (PostgreSQL's registration, Database.driver_write).
         event.listen(self.db.engine.sync_engine, "before_cursor_execute", self._on_execute)
         event.listen(self.db.engine.sync_engine, "commit", self._on_commit)
+        self.db.add_outbox_listener(self.nudge)
         self._worker = asyncio.create_task(self._run(), name="outbox-dispatcher")
         self.nudge()
 
@@ -176,8 +180,9 @@ class Jobs:
                 else:
                     log.exception("outbox dispatch failed; retrying on the next tick")
 
-    # SQLAlchemy calls these synchronously inside the connection's work; they only flag and
-    # schedule, so a commit never waits on the dispatcher.
+    # SQLAlchemy calls these synchronously inside the connection's work, its "commit" event
+    # before the COMMIT is sent; they only flag and schedule, so a commit never waits on the
+    # dispatcher. (The database's outbox listener runs after the COMMIT: it nudges at once.)
     def _on_execute(self, conn: Connection, cursor: Any, statement: str, *args: Any) -> None:
         if statement.startswith("INSERT INTO messages"):
             conn.info["outbox_enqueued"] = True
@@ -197,6 +202,7 @@ class Jobs:
             await asyncio.gather(*self._runs, return_exceptions=True)
         event.remove(self.db.engine.sync_engine, "before_cursor_execute", self._on_execute)
         event.remove(self.db.engine.sync_engine, "commit", self._on_commit)
+        self.db.remove_outbox_listener(self.nudge)
         if self._worker is not None:
             # Let a pass in flight settle its messages; past the grace period, cancel it and
             # leave its rows to be reclaimed when their lease runs out.

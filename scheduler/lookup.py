@@ -15,13 +15,13 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notifications import outbox
 from notifications.models import utcnow
 from scheduler.db import Database
-from scheduler.models import CANCELLED, Course, Registration, TrainingSession
+from scheduler.models import CANCELLED, Registration, TrainingSession
+from scheduler.search import with_session
 from scheduler.validation import Fields
 
 LOOKUP = "lookup"
@@ -43,16 +43,7 @@ def address_key(email: str) -> str:
 
 def _active(email_key: str, now: datetime) -> Any:
     return (
-        select(
-            Registration,
-            Course.title.label("course_title"),
-            Course.slug.label("course_slug"),
-            TrainingSession.starts_at.label("starts_at"),
-            TrainingSession.ends_at.label("ends_at"),
-            TrainingSession.timezone.label("timezone"),
-        )
-        .join(TrainingSession, TrainingSession.id == Registration.session_id)
-        .join(Course, Course.id == TrainingSession.course_id)
+        with_session()
         .where(
             Registration.email_key == email_key,
             Registration.status != CANCELLED,

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notifications import outbox
 from notifications.models import Message, from_utc_column, utc_column
+from scheduler.db import DriverTransaction
 from scheduler.errors import DuplicateRegistration
 from scheduler.models import (
     CANCELLED,
@@ -339,10 +340,15 @@ class Record:
 
 
 class AsyncpgTx:
-    """Register's statements as plain SQL on asyncpg, inside ``Database.driver_write()``."""
+    """Register's statements as plain SQL on asyncpg, inside ``Database.driver_write()``.
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self.conn = conn
+    A booking that wrote outbox rows marks the transaction (``wrote_outbox``), so its commit
+    wakes the dispatcher as a commit through SQLAlchemy does.
+    """
+
+    def __init__(self, tx: DriverTransaction) -> None:
+        self.tx = tx
+        self.conn = tx.conn
 
     async def lock_session(self, session_id: int) -> Any | None:
         row = await self.conn.fetchrow(LOCK_SESSION_SQL, session_id)
@@ -385,4 +391,8 @@ class AsyncpgTx:
             if exc.constraint_name == EMAIL_INDEX:
                 raise DuplicateRegistration(values["email"]) from exc
             raise
-        return None if found is None else (int(found["id"]), found["ticket"])
+        if found is None:
+            return None
+        if messages:
+            self.tx.wrote_outbox = True
+        return int(found["id"]), found["ticket"]

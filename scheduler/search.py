@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scheduler.models import Course, Registration, TrainingSession
@@ -18,6 +18,24 @@ MAX_RESULTS = 100
 # The columns a search looks in. The officer's certification (POST) number arrives with the
 # agencies work (issue #13) as ``registrations.post_id``; it is searched as soon as it exists.
 SEARCHED = ("name", "email", "agency", "post_id")
+
+
+def with_session(*more: Any) -> Select[Any]:
+    """Registrations joined to their session and course: the registration's columns with
+    ``course_title``, ``course_slug``, ``starts_at``, ``ends_at``, ``timezone``, and ``more``."""
+    return (
+        select(
+            Registration,
+            Course.title.label("course_title"),
+            Course.slug.label("course_slug"),
+            TrainingSession.starts_at.label("starts_at"),
+            TrainingSession.ends_at.label("ends_at"),
+            TrainingSession.timezone.label("timezone"),
+            *more,
+        )
+        .join(TrainingSession, TrainingSession.id == Registration.session_id)
+        .join(Course, Course.id == TrainingSession.course_id)
+    )
 
 
 def searched_columns() -> list[Any]:
@@ -41,17 +59,7 @@ async def search_registrations(
     pattern = _pattern(term.strip())
     matches = [func.lower(column).like(pattern, escape="\\") for column in searched_columns()]
     stmt = (
-        select(
-            Registration,
-            Course.title.label("course_title"),
-            Course.slug.label("course_slug"),
-            TrainingSession.starts_at.label("starts_at"),
-            TrainingSession.ends_at.label("ends_at"),
-            TrainingSession.timezone.label("timezone"),
-            TrainingSession.status.label("session_status"),
-        )
-        .join(TrainingSession, TrainingSession.id == Registration.session_id)
-        .join(Course, Course.id == TrainingSession.course_id)
+        with_session(TrainingSession.status.label("session_status"))
         .where(or_(*matches))
         .order_by(TrainingSession.starts_at.desc(), Registration.id)
         .limit(limit)

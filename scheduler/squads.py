@@ -34,6 +34,7 @@ from scheduler.booking import (
     check_open,
     fill_from_waitlist,
     lock_session,
+    mark_cancelled,
     waitlist_position,
 )
 from scheduler.db import Database
@@ -298,17 +299,7 @@ async def _withdraw(
 ) -> None:
     """Mark a registration cancelled without touching seat counters; tell them unless
     ``payload`` is None."""
-    await conn.execute(
-        update(Registration)
-        .where(Registration.id == old.id)
-        .values(
-            status=CANCELLED,
-            cancelled_at=now,
-            updated_at=now,
-            sequence=Registration.sequence + 1,
-        )
-    )
-    await outbox.cancel_pending(conn, registration_id=old.id)
+    await mark_cancelled(conn, old.id, now)
     if payload is not None:
         await outbox.enqueue(
             conn,

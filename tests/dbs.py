@@ -162,6 +162,14 @@ def _drain(q: queue.Queue[str]) -> list[str]:
     return names
 
 
+async def copy_database(url: str) -> str:
+    """A copy of the PostgreSQL database at ``url`` as it is now (nobody may be connected to
+    it), for comparing two runs from one start; give it to ``PostgresFactory.drop`` after."""
+    name = f"sched_t_{uuid.uuid4().hex[:12]}"
+    await _admin(f'CREATE DATABASE "{name}" TEMPLATE "{url.rsplit("/", 1)[1]}"')
+    return pg_url(name)
+
+
 async def _admin(statement: str) -> None:
     conn = await _admin_connect()
     try:

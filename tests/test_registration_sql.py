@@ -8,21 +8,23 @@ goes back into the pool to spoil the next registration.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
+import time_machine
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from notifications.models import Message
 from scheduler import booking, catalog
-from scheduler.db import Database, is_database_outage
+from scheduler.db import Database, DriverTransaction, is_database_outage
 from scheduler.errors import DuplicateRegistration
 from scheduler.models import Registration, SeatPool
 from scheduler.registration_sql import AsyncpgTx, CoreTx
+from tests.dbs import PostgresFactory, copy_database
 from tests.helpers import session_body
 
 OFFSETS = ()
@@ -200,3 +202,188 @@ async def test_a_registration_cancelled_while_waiting_for_the_lock_leaves_nothin
         assert set(kinds) == {"o2@example.org"}
     finally:
         await db.dispose()
+
+
+class Boom(Exception):
+    """A failure after the booking, inside the transaction."""
+
+
+@pytest.mark.postgres
+async def test_a_driver_commit_that_wrote_the_outbox_tells_the_listeners(
+    postgres_url: str,
+) -> None:
+    """The asyncpg path's outbox signal: a listener hears each commit that wrote outbox rows,
+    as the commit returns; a rollback, or a commit that wrote none, tells it nothing."""
+    db = Database.from_url(postgres_url)
+    heard: list[str] = []
+    db.add_outbox_listener(lambda: heard.append("commit"))
+    try:
+        session_id = await new_session(db)
+        async with db.read() as conn:
+            pool_id = (
+                await conn.execute(select(SeatPool.id).where(SeatPool.session_id == session_id))
+            ).scalar_one()
+
+        async def book(tx: DriverTransaction, email: str) -> None:
+            booked = await AsyncpgTx(tx).book(
+                pool_id, True, values(session_id, email), [confirmation(session_id, email)]
+            )
+            assert booked is not None
+
+        with pytest.raises(Boom):
+            async with db.driver_write() as tx:
+                await book(tx, "rolled-back@example.org")
+                assert tx.wrote_outbox
+                raise Boom
+        assert heard == []
+
+        with pytest.raises(DuplicateRegistration):
+            await booking.register(db, session_id, person(1), reminder_offsets=OFFSETS)
+            await booking.register(db, session_id, person(1), reminder_offsets=OFFSETS)
+        assert heard == ["commit"]  # the first one only
+
+        async with db.driver_write() as tx:
+            await tx.conn.execute("SELECT 1 FROM training_sessions FOR UPDATE")
+        assert heard == ["commit"]
+
+        async with db.driver_write() as tx:
+            await book(tx, "committed@example.org")
+        assert heard == ["commit", "commit"]
+
+        async with db.read() as conn:
+            recipients = (await conn.execute(select(Message.recipient))).scalars().all()
+        assert sorted(recipients) == ["committed@example.org", "o1@example.org"]
+    finally:
+        await db.dispose()
+
+
+# -- the two paths write the same rows -----------------------------------------------------------
+
+# Microseconds, to show neither path rounds a timestamp.
+FROZEN = datetime(2026, 3, 2, 14, 30, 15, 123456, tzinfo=UTC)
+REMINDERS = (timedelta(days=1), timedelta(hours=2))
+# The same people, in the same order, on both paths: a seat; the agency's second (over the cap
+# of one: waitlisted though seats are free); another agency's seat, which fills the room; one
+# waitlisted because it is full; a virtual seat; and the first again, in other letters.
+ATTEMPTS = (
+    booking.RegistrationInput(
+        name="Ana Ruiz",
+        email="Ana.Ruiz@example.org",
+        agency="Albany  PD",
+        attendance="in_person",
+        rank="Sergeant",
+        post_id="NY-123/4",
+        post_state="NY",
+    ),
+    booking.RegistrationInput(
+        name="Ben Ode", email="ben@example.org", agency="albany pd", attendance="in_person"
+    ),
+    booking.RegistrationInput(
+        name="Cy Wu", email="cy@example.org", agency="Troy PD", attendance="in_person"
+    ),
+    booking.RegistrationInput(
+        name="Di Lee", email="di@example.org", agency="Utica PD", attendance="in_person"
+    ),
+    booking.RegistrationInput(
+        name="Ed Poe", email="ed@example.org", agency="Utica PD", attendance="virtual"
+    ),
+    booking.RegistrationInput(
+        name="Ana Ruiz", email="ANA.RUIZ@example.org", agency="Albany PD", attendance="virtual"
+    ),
+)
+OUTCOMES = ["confirmed", "waitlisted", "confirmed", "waitlisted", "confirmed", "duplicate"]
+
+
+async def register_through_core(
+    db: Database, session_id: int, person: booking.RegistrationInput
+) -> booking.RegistrationResult:
+    """Register as SQLite does (and batches, moves and holds do): CoreTx in ``write()``."""
+    async with db.write() as conn:
+        return await booking._register(CoreTx(conn), session_id, person, REMINDERS, FROZEN)
+
+
+async def register_through_asyncpg(
+    db: Database, session_id: int, person: booking.RegistrationInput
+) -> booking.RegistrationResult:
+    """Register as PostgreSQL does: AsyncpgTx in ``driver_write()``."""
+    return await booking.register(db, session_id, person, reminder_offsets=REMINDERS, now=FROZEN)
+
+
+async def every_row(url: str) -> dict[str, list[dict[str, object]]]:
+    """Every row of every table, in a stable order, read back by asyncpg itself."""
+    target = make_url(url)
+    conn = await asyncpg.connect(
+        host=target.host, port=target.port, user=target.username, database=target.database
+    )
+    try:
+        tables = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        dump = {}
+        for (table,) in tables:
+            rows = [dict(row) for row in await conn.fetch(f'SELECT * FROM "{table}"')]
+            dump[table] = sorted(rows, key=lambda row: [repr(v) for v in row.values()])
+        return dump
+    finally:
+        await conn.close()
+
+
+async def run_attempts(
+    url: str, session_id: int, path: Callable[..., Awaitable[booking.RegistrationResult]]
+) -> list[object]:
+    db = Database.from_url(url)
+    outcomes: list[object] = []
+    try:
+        for person in ATTEMPTS:
+            try:
+                outcome = await path(db, session_id, person)
+            except DuplicateRegistration:
+                outcomes.append("duplicate")
+            else:
+                outcomes.append(
+                    (outcome.id, outcome.status, outcome.attendance, outcome.waitlist_position)
+                )
+    finally:
+        await db.dispose()
+    return outcomes
+
+
+@pytest.mark.postgres
+async def test_both_registration_paths_write_the_same_rows(
+    postgres_url: str, postgres_factory: PostgresFactory
+) -> None:
+    """The same registrations through SQLAlchemy Core and through asyncpg, each on its own copy
+    of one database, with the clock stopped: every column of every row of every table matches,
+    but the registration tokens, random by design (``secrets.token_urlsafe``). Ids match too:
+    both copies start from the same sequences and neither path spends a value the other does
+    not."""
+    with time_machine.travel(FROZEN, tick=False):
+        db = Database.from_url(postgres_url)
+        try:
+            await catalog.create_course(db, {"slug": "managing-bias", "title": "Managing Bias"})
+            body = session_body("hybrid", in_person=2, virtual=2, max_per_agency=1)
+            session_id = (await catalog.create_session(db, "managing-bias", body)).id
+        finally:
+            await db.dispose()
+        core_url, asyncpg_url = postgres_url, await copy_database(postgres_url)
+        try:
+            core = await run_attempts(core_url, session_id, register_through_core)
+            driver = await run_attempts(asyncpg_url, session_id, register_through_asyncpg)
+            core_rows, asyncpg_rows = await every_row(core_url), await every_row(asyncpg_url)
+        finally:
+            postgres_factory.drop(asyncpg_url)
+
+    assert [o if o == "duplicate" else o[1] for o in core] == OUTCOMES  # type: ignore[index]
+    assert driver == core
+    for dump in (core_rows, asyncpg_rows):
+        for row in dump["registrations"]:
+            assert isinstance(row["token"], str) and len(row["token"]) >= 32
+            row["token"] = "<random>"
+    # Something to compare: the five registrations, their news and reminders, the two pools.
+    assert len(core_rows["registrations"]) == 5
+    assert {r["kind"] for r in core_rows["messages"]} == {"confirmation", "reminder", "waitlisted"}
+    assert len(core_rows["seat_pools"]) == 2
+    assert core_rows.keys() == asyncpg_rows.keys()
+    for table, rows in core_rows.items():
+        assert len(asyncpg_rows[table]) == len(rows), table
+        for core_row, asyncpg_row in zip(rows, asyncpg_rows[table], strict=True):
+            for column, value in core_row.items():
+                assert asyncpg_row[column] == value, f"{table}.{column} of {core_row}"

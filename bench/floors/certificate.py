@@ -13,6 +13,7 @@ from pathlib import Path
 import segno
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
+from fpdf.fonts import TTFFont
 
 
 def render(
@@ -28,7 +29,8 @@ def render(
         pdf.add_font("Face", style, path)
     if tuned:
         for font in pdf.fonts.values():
-            font.ttfont.recalcBBoxes = False
+            if isinstance(font, TTFFont):
+                font.ttfont.recalcBBoxes = False
     pdf.set_auto_page_break(auto=False)
     pdf.add_page()
     pdf.set_y(22)

@@ -21,6 +21,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bench.floors import HEALTHZ
+
 # (plain, plain ETag, gzipped, gzip ETag), made on first use.
 _body: list[tuple[bytes, str, bytes, str]] = []
 
@@ -46,4 +48,4 @@ async def feed(request: Request) -> Response:
     return Response(data, media_type="text/calendar; charset=utf-8", headers=headers)
 
 
-app = Starlette(routes=[Route("/feed.ics", feed)])
+app = Starlette(routes=[Route("/feed.ics", feed), HEALTHZ])

@@ -24,6 +24,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bench.floors import HEALTHZ
+
 SEAT = """
 UPDATE seat_pools p SET confirmed = p.confirmed + 1
   FROM training_sessions s
@@ -77,7 +79,7 @@ async def register(request: Request) -> Response:
             ticket = await conn.fetchrow(TICKET, session_id, body["attendance"], now)
             if ticket is None:
                 return JSONResponse({"error": {"code": "gone"}}, status_code=410)
-        pool_id = seat["id"] if seat is not None else ticket["id"]
+        pool_id = seat["id"] if ticket is None else ticket["id"]
         registration = await conn.fetchval(
             REGISTRATION,
             session_id,
@@ -122,7 +124,10 @@ async def duplicate(request: Request, exc: Exception) -> Response:
 
 
 app = Starlette(
-    routes=[Route("/api/sessions/{session_id}/registrations", register, methods=["POST"])],
+    routes=[
+        Route("/api/sessions/{session_id}/registrations", register, methods=["POST"]),
+        HEALTHZ,
+    ],
     exception_handlers={Duplicate: duplicate},
     lifespan=lifespan,
 )

@@ -114,6 +114,31 @@ def _check_choices(
     return agency_id, errors
 
 
+async def _posted(
+    request: Request, coordinator: Coordinator
+) -> tuple[SessionView, FormData, dict[str, str], int, dict[str, str]] | Response:
+    """A posted batch's session, form, choices, agency and the choices' errors; the 404 page
+    for a session that does not exist or an agency that is not the coordinator's."""
+    session = await path_session(request)
+    if session is None:
+        return not_found(request, "session")
+    form = await request.form()
+    values = _choices(form, request, session)
+    agency_id, errors = _check_choices(coordinator, session, values)
+    if agency_id is None:
+        return not_found(request, "agency")
+    return session, form, values, agency_id, errors
+
+
+def _size_errors(rows: list[squad_sheet.Row]) -> dict[str, str]:
+    """The batch size limit's field error, if the rows break it."""
+    try:
+        squad_sheet.check_size(rows)
+    except Invalid as exc:
+        return exc.fields
+    return {}
+
+
 @console_page
 async def batch_form(request: Request, coordinator: Coordinator) -> Response:
     """GET: the empty rows. POST: "Add rows" or "Check these officers"."""
@@ -137,10 +162,7 @@ async def batch_form(request: Request, coordinator: Coordinator) -> Response:
     if agency_id is None:
         return not_found(request, "agency")
     typed = squad_sheet.clean_rows(rows)
-    try:
-        squad_sheet.check_size(typed)
-    except Invalid as exc:
-        errors.update(exc.fields)
+    errors.update(_size_errors(typed))
     if errors:
         return await _rows_form(request, coordinator, session, rows, values, errors, 422)
     return await _preview(request, coordinator, session, agency_id, values, typed)
@@ -172,14 +194,10 @@ async def _preview(
 @console_page
 async def batch_upload(request: Request, coordinator: Coordinator) -> Response:
     """A CSV file straight to the preview; a wrong file is a field error on the form."""
-    session = await path_session(request)
-    if session is None:
-        return not_found(request, "session")
-    form = await request.form()
-    values = _choices(form, request, session)
-    agency_id, errors = _check_choices(coordinator, session, values)
-    if agency_id is None:
-        return not_found(request, "agency")
+    posted = await _posted(request, coordinator)
+    if isinstance(posted, Response):
+        return posted
+    session, form, values, agency_id, errors = posted
     upload = form.get("file")
     rows: list[squad_sheet.Row] = []
     if not isinstance(upload, UploadFile) or not upload.filename:
@@ -198,19 +216,12 @@ async def batch_upload(request: Request, coordinator: Coordinator) -> Response:
 @console_page
 async def batch_register(request: Request, coordinator: Coordinator) -> Response:
     """The one submit: every row registered that can be; the result per row."""
-    session = await path_session(request)
-    if session is None:
-        return not_found(request, "session")
-    form = await request.form()
-    values = _choices(form, request, session)
-    agency_id, errors = _check_choices(coordinator, session, values)
-    if agency_id is None:
-        return not_found(request, "agency")
+    posted = await _posted(request, coordinator)
+    if isinstance(posted, Response):
+        return posted
+    session, form, values, agency_id, errors = posted
     rows = squad_sheet.clean_rows(rows_from(form))
-    try:
-        squad_sheet.check_size(rows)
-    except Invalid as exc:
-        errors.update(exc.fields)
+    errors.update(_size_errors(rows))
     if errors:
         return await _rows_form(request, coordinator, session, rows, values, errors, 422)
     settings = _settings(request)

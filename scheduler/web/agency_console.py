@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from functools import wraps
+from typing import Any, Protocol, TypeVar
 
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -14,7 +16,7 @@ from starlette.routing import Route
 from notifications.models import utcnow
 from scheduler import agencies, agency_reads, catalog
 from scheduler.catalog import SessionView
-from scheduler.errors import NotFound
+from scheduler.errors import Conflict, Gone, Invalid, NotFound
 from scheduler.web.agency_auth import LOGIN_PATH, Coordinator, current_coordinator
 from scheduler.web.api import csv_safe
 from scheduler.web.auth import check_form
@@ -22,6 +24,17 @@ from scheduler.web.pages import error_page, render
 from scheduler.web.params import parse_id
 
 Handler = Callable[[Request, Coordinator], Awaitable[Response]]
+
+# What a coordinator types about one officer (naming into a hold, a substitute).
+PERSON_FIELDS = ("name", "email", "rank", "post_id", "post_state")
+
+
+class _OfAgency(Protocol):
+    @property
+    def agency_id(self) -> int | None: ...
+
+
+Owned = TypeVar("Owned", bound=_OfAgency)
 
 
 def may(coordinator: Coordinator) -> Callable[[int | None], bool]:
@@ -47,6 +60,67 @@ async def path_session(request: Request) -> SessionView | None:
             return await catalog.get_session(conn, session_id)
         except NotFound:
             return None
+
+
+async def path_record(
+    request: Request,
+    coordinator: Coordinator,
+    param: str,
+    load: Callable[[AsyncConnection, int], Awaitable[Owned | None]],
+) -> Owned | None:
+    """The record whose id is the path's ``param``, as ``load`` reads it, if it is one of the
+    coordinator's agencies'; None when the id is not one, nothing has it, or it is another's."""
+    record_id = parse_id(request.path_params[param])
+    if record_id is None:
+        return None
+    async with request.state.db.read() as conn:
+        try:
+            found = await load(conn, record_id)
+        except NotFound:
+            return None
+    return found if found is not None and may(coordinator)(found.agency_id) else None
+
+
+async def session_context(
+    request: Request, coordinator: Coordinator, session_id: int, **more: Any
+) -> dict[str, Any]:
+    """A console page's context about one record of a training session: the session, and
+    ``more`` (the record itself)."""
+    async with request.state.db.read() as conn:
+        session = await catalog.get_session(conn, session_id)
+    return {"coordinator": coordinator, "session": session, **more}
+
+
+async def confirmed(request: Request) -> bool:
+    """Whether this is the POST from a confirmation page (``confirm=yes``); a GET asks."""
+    if request.method != "POST":
+        return False
+    return (await request.form()).get("confirm") == "yes"
+
+
+def person_form_again(
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    values: dict[str, str],
+    exc: Invalid | Conflict | Gone,
+) -> Response:
+    """An officer form again, as typed, with why it was refused and the error's own status:
+    the fields of bad input; a clash over the address (registered already) on the email
+    field; anything else for the whole form."""
+    if isinstance(exc, Invalid):
+        errors = dict(exc.fields)
+    elif "email" in exc.fields:
+        errors = {"email": exc.message}
+    else:
+        errors = {"form": exc.message}
+    return render(
+        request,
+        template,
+        {**context, "values": values, "errors": errors},
+        status_code=exc.status_code,
+        private=True,
+    )
 
 
 def not_found(request: Request, what: str) -> Response:

@@ -14,36 +14,38 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from scheduler import agencies, agency_reads, catalog, holds
-from scheduler.errors import Conflict, Gone, Invalid, NotFound
+from scheduler.errors import Conflict, Gone, Invalid
 from scheduler.web.agency_auth import Coordinator
 from scheduler.web.agency_console import (
+    PERSON_FIELDS,
+    confirmed,
     console_page,
     may,
     not_found,
     own_agency,
+    path_record,
     path_session,
+    person_form_again,
+    session_context,
 )
 from scheduler.web.forms import text_values
 from scheduler.web.pages import flash, render
 from scheduler.web.params import db_of as _db
-from scheduler.web.params import parse_id
 from scheduler.web.params import settings_of as _settings
 
 HOLD_FIELDS = ("agency_id", "attendance", "seats", "release_at")
-PERSON_FIELDS = ("name", "email", "rank", "post_id", "post_state")
 
 
 async def _hold(request: Request, coordinator: Coordinator) -> holds.HoldView | None:
     """The hold in the path, if it is one of the coordinator's agencies'."""
-    hold_id = parse_id(request.path_params["hold_id"])
-    if hold_id is None:
-        return None
-    async with _db(request).read() as conn:
-        try:
-            hold = await holds.get_hold(conn, hold_id)
-        except NotFound:
-            return None
-    return hold if may(coordinator)(hold.agency_id) else None
+    return await path_record(request, coordinator, "hold_id", holds.get_hold)
+
+
+async def _hold_context(
+    request: Request, coordinator: Coordinator, hold: holds.HoldView, title: str
+) -> dict[str, Any]:
+    context = await session_context(request, coordinator, hold.session_id, hold=hold)
+    return {**context, "page_title": title}
 
 
 @console_page
@@ -80,7 +82,6 @@ async def new_hold(request: Request, coordinator: Coordinator) -> Response:
     try:
         hold = await holds.create_hold(_db(request), session.id, body, may=may(coordinator))
     except (Invalid, Conflict, Gone) as exc:
-        status = 409 if isinstance(exc, Conflict) else 410 if isinstance(exc, Gone) else 422
         errors = dict(exc.fields) or {"form": exc.message}
         if "seats" in exc.fields and isinstance(exc, Conflict):
             errors = {"seats": exc.message.capitalize() + f" ({exc.fields['seats']})."}
@@ -90,7 +91,7 @@ async def new_hold(request: Request, coordinator: Coordinator) -> Response:
             request,
             "agency/hold_form.html",
             {**context, "values": values, "errors": errors},
-            status_code=status,
+            status_code=exc.status_code,
             private=True,
         )
     flash(request, f"Holding {hold.seats} seat{'s' if hold.seats != 1 else ''} (hold {hold.id}).")
@@ -125,21 +126,13 @@ async def hold_list(request: Request, coordinator: Coordinator) -> Response:
     )
 
 
-async def _hold_context(
-    request: Request, coordinator: Coordinator, hold: holds.HoldView
-) -> dict[str, Any]:
-    async with _db(request).read() as conn:
-        session = await catalog.get_session(conn, hold.session_id)
-    return {"coordinator": coordinator, "hold": hold, "session": session}
-
-
 @console_page
 async def name_into(request: Request, coordinator: Coordinator) -> Response:
     """GET: the form for one officer. POST: name them into an unnamed held seat."""
     hold = await _hold(request, coordinator)
     if hold is None:
         return not_found(request, "hold")
-    context = {**await _hold_context(request, coordinator, hold), "page_title": "Name an officer"}
+    context = await _hold_context(request, coordinator, hold, "Name an officer")
     if request.method == "GET":
         return render(request, "agency/hold_name.html", context, private=True)
     values = text_values(await request.form(), PERSON_FIELDS)
@@ -153,17 +146,7 @@ async def name_into(request: Request, coordinator: Coordinator) -> Response:
             may=may(coordinator),
         )
     except (Invalid, Conflict, Gone) as exc:
-        errors = dict(exc.fields) if isinstance(exc, Invalid) else {"form": exc.message}
-        if "email" in exc.fields and not isinstance(exc, Invalid):
-            errors = {"email": exc.message}
-        status = 409 if isinstance(exc, Conflict) else 410 if isinstance(exc, Gone) else 422
-        return render(
-            request,
-            "agency/hold_name.html",
-            {**context, "values": values, "errors": errors},
-            status_code=status,
-            private=True,
-        )
+        return person_form_again(request, "agency/hold_name.html", context, values, exc)
     flash(request, f"{values['name']} has a confirmed seat (registration {outcome.id}).")
     return RedirectResponse("/agency/holds", 303)
 
@@ -174,15 +157,9 @@ async def release(request: Request, coordinator: Coordinator) -> Response:
     hold = await _hold(request, coordinator)
     if hold is None:
         return not_found(request, "hold")
-    form = await request.form() if request.method == "POST" else None
-    if form is None or form.get("confirm") != "yes":
-        context = await _hold_context(request, coordinator, hold)
-        return render(
-            request,
-            "agency/hold_release.html",
-            {**context, "page_title": "Release held seats"},
-            private=True,
-        )
+    if not await confirmed(request):
+        context = await _hold_context(request, coordinator, hold, "Release held seats")
+        return render(request, "agency/hold_release.html", context, private=True)
     released = await holds.release(
         _db(request),
         hold.id,

@@ -13,41 +13,50 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from scheduler import catalog, squads
+from scheduler import squads
 from scheduler.booking import RegistrationInput
 from scheduler.errors import Conflict, Gone, Invalid
 from scheduler.models import Registration
 from scheduler.web.agency_auth import Coordinator
-from scheduler.web.agency_console import console_page, may, not_found
+from scheduler.web.agency_console import (
+    PERSON_FIELDS,
+    confirmed,
+    console_page,
+    may,
+    not_found,
+    path_record,
+    person_form_again,
+    session_context,
+)
 from scheduler.web.forms import text_values
 from scheduler.web.pages import flash, render
 from scheduler.web.params import db_of as _db
-from scheduler.web.params import parse_id
 from scheduler.web.params import settings_of as _settings
 
-PERSON_FIELDS = ("name", "email", "rank", "post_id", "post_state")
+
+async def _load(conn: AsyncConnection, registration_id: int) -> Any | None:
+    return (
+        await conn.execute(select(Registration).where(Registration.id == registration_id))
+    ).first()
 
 
 async def _registration(request: Request, coordinator: Coordinator) -> Any | None:
     """The registration in the path, if it is one of the coordinator's agencies'."""
-    registration_id = parse_id(request.path_params["registration_id"])
-    if registration_id is None:
-        return None
-    async with _db(request).read() as conn:
-        row = (
-            await conn.execute(select(Registration).where(Registration.id == registration_id))
-        ).first()
-    return row if row is not None and may(coordinator)(row.agency_id) else None
+    return await path_record(request, coordinator, "registration_id", _load)
 
 
-async def _context(request: Request, coordinator: Coordinator, registration: Any) -> dict[str, Any]:
-    async with _db(request).read() as conn:
-        session = await catalog.get_session(conn, registration.session_id)
-    return {"coordinator": coordinator, "registration": registration, "session": session}
+async def _context(
+    request: Request, coordinator: Coordinator, registration: Any, title: str
+) -> dict[str, Any]:
+    context = await session_context(
+        request, coordinator, registration.session_id, registration=registration
+    )
+    return {**context, "page_title": title}
 
 
 @console_page
@@ -57,10 +66,7 @@ async def substitute(request: Request, coordinator: Coordinator) -> Response:
     registration = await _registration(request, coordinator)
     if registration is None:
         return not_found(request, "registration")
-    context = {
-        **await _context(request, coordinator, registration),
-        "page_title": f"Substitute {registration.name}",
-    }
+    context = await _context(request, coordinator, registration, f"Substitute {registration.name}")
     if request.method == "GET":
         return render(request, "agency/substitute.html", context, private=True)
     form = await request.form()
@@ -88,17 +94,7 @@ async def substitute(request: Request, coordinator: Coordinator) -> Response:
             may=may(coordinator),
         )
     except (Invalid, Conflict, Gone) as exc:
-        errors = dict(exc.fields) if isinstance(exc, Invalid) else {"form": exc.message}
-        if "email" in exc.fields and not isinstance(exc, Invalid):
-            errors = {"email": exc.message}
-        status = 409 if isinstance(exc, Conflict) else 410 if isinstance(exc, Gone) else 422
-        return render(
-            request,
-            "agency/substitute.html",
-            {**context, "values": values, "errors": errors},
-            status_code=status,
-            private=True,
-        )
+        return person_form_again(request, "agency/substitute.html", context, values, exc)
     place = "seat" if outcome.status == "confirmed" else "waitlist place"
     flash(
         request,
@@ -113,15 +109,9 @@ async def cancel(request: Request, coordinator: Coordinator) -> Response:
     registration = await _registration(request, coordinator)
     if registration is None:
         return not_found(request, "registration")
-    form = await request.form() if request.method == "POST" else None
-    if form is None or form.get("confirm") != "yes":
-        context = await _context(request, coordinator, registration)
-        return render(
-            request,
-            "agency/cancel.html",
-            {**context, "page_title": f"Cancel {registration.name}"},
-            private=True,
-        )
+    if not await confirmed(request):
+        context = await _context(request, coordinator, registration, f"Cancel {registration.name}")
+        return render(request, "agency/cancel.html", context, private=True)
     try:
         await squads.cancel_for(
             _db(request),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import wraps
 from typing import Any
 from urllib.parse import quote
 
@@ -42,42 +43,49 @@ class Desk:
 
 
 Handler = Callable[[Request, Desk], Awaitable[Response]]
+Page = Callable[[Request], Awaitable[Response]]
+MeetingHandler = Callable[[Request, Desk, catalog.SessionView, Any], Awaitable[Response]]
 
 
-def for_admin(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    async def wrapper(request: Request) -> Response:
-        if await signed_in_admin(request) is None:
-            target = quote(request.url.path, safe="/")
-            return RedirectResponse(f"/admin/login?next={target}", 303)
-        try:
-            refused = await check_form(request)
-            if refused is not None:
-                return refused
-            actor = str(request.session.get("admin_email") or "admin")
-            return await handler(request, Desk("/admin", "admin/base.html", actor))
-        finally:
-            await request.close()  # an uploaded report's spooled file
+def _desk_pages(
+    who: str, desk_of: Callable[[Request], Awaitable[Desk | Response]]
+) -> Callable[[Handler], Page]:
+    """A decorator: the page for whoever ``desk_of`` lets in (else its answer, a redirect to
+    sign in); POSTs need the CSRF token; an uploaded report's spooled file goes afterwards."""
 
-    wrapper.__name__ = f"admin_{handler.__name__}"
-    return wrapper
+    def wrap(handler: Handler) -> Page:
+        async def wrapper(request: Request) -> Response:
+            desk = await desk_of(request)
+            if isinstance(desk, Response):
+                return desk
+            try:
+                refused = await check_form(request)
+                return refused if refused is not None else await handler(request, desk)
+            finally:
+                await request.close()
+
+        wrapper.__name__ = f"{who}_{handler.__name__}"
+        return wrapper
+
+    return wrap
 
 
-def for_instructor(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    async def wrapper(request: Request) -> Response:
-        instructor = await current_instructor(request)
-        if instructor is None:
-            return RedirectResponse(LOGIN_PATH, 303)
-        try:
-            refused = await check_form(request)
-            if refused is not None:
-                return refused
-            desk = Desk("/instructor", "instructor/base.html", instructor.email, instructor)
-            return await handler(request, desk)
-        finally:
-            await request.close()
+async def _admin_desk(request: Request) -> Desk | Response:
+    if await signed_in_admin(request) is None:
+        target = quote(request.url.path, safe="/")
+        return RedirectResponse(f"/admin/login?next={target}", 303)
+    return Desk("/admin", "admin/base.html", str(request.session.get("admin_email") or "admin"))
 
-    wrapper.__name__ = f"instructor_{handler.__name__}"
-    return wrapper
+
+async def _instructor_desk(request: Request) -> Desk | Response:
+    instructor = await current_instructor(request)
+    if instructor is None:
+        return RedirectResponse(LOGIN_PATH, 303)
+    return Desk("/instructor", "instructor/base.html", instructor.email, instructor)
+
+
+for_admin = _desk_pages("admin", _admin_desk)
+for_instructor = _desk_pages("instructor", _instructor_desk)
 
 
 def _not_found(request: Request) -> Response:
@@ -103,6 +111,30 @@ async def _session(request: Request, desk: Desk) -> catalog.SessionView | None:
 def _meeting(request: Request, session: catalog.SessionView) -> Any | None:
     meeting_id = parse_id(request.path_params["meeting_id"])
     return next((m for m in session.schedule if m.id == meeting_id), None)
+
+
+def _at_meeting(handler: MeetingHandler) -> Handler:
+    """A page about the path's meeting of the path's session: a 404 unless the desk may see
+    both."""
+
+    @wraps(handler)
+    async def wrapper(request: Request, desk: Desk) -> Response:
+        session = await _session(request, desk)
+        meeting = _meeting(request, session) if session else None
+        if session is None or meeting is None:
+            return _not_found(request)
+        return await handler(request, desk, session, meeting)
+
+    return wrapper
+
+
+def _meeting_url(desk: Desk, session: catalog.SessionView, meeting: Any) -> str:
+    return f"{desk.base}/sessions/{session.id}/meetings/{meeting.id}"
+
+
+def _form_values(form: Any) -> dict[str, str]:
+    """A form's text fields (not its files), as typed, for the page that shows them again."""
+    return {k: str(v) for k, v in form.items() if isinstance(v, str)}
 
 
 def _ctx(desk: Desk, session: catalog.SessionView, **extra: Any) -> dict[str, Any]:
@@ -221,21 +253,41 @@ async def _meeting_page(
     )
 
 
-async def meeting_page(request: Request, desk: Desk) -> Response:
-    session = await _session(request, desk)
-    meeting = _meeting(request, session) if session else None
-    if session is None or meeting is None:
-        return _not_found(request)
+@_at_meeting
+async def meeting_page(
+    request: Request, desk: Desk, session: catalog.SessionView, meeting: Any
+) -> Response:
     return await _meeting_page(request, desk, session, meeting)
 
 
-async def save_marks(request: Request, desk: Desk) -> Response:
-    session = await _session(request, desk)
-    meeting = _meeting(request, session) if session else None
-    if session is None or meeting is None:
-        return _not_found(request)
+async def _refused(
+    request: Request,
+    desk: Desk,
+    session: catalog.SessionView,
+    meeting: Any,
+    failed: str,
+    errors: dict[str, str],
+    values: dict[str, str],
+) -> Response:
+    """The meeting page again with the ``failed`` form's errors and what was typed (422)."""
+    return await _meeting_page(
+        request,
+        desk,
+        session,
+        meeting,
+        status_code=422,
+        errors=errors,
+        values=values,
+        failed=failed,
+    )
+
+
+@_at_meeting
+async def save_marks(
+    request: Request, desk: Desk, session: catalog.SessionView, meeting: Any
+) -> Response:
     form = await request.form()
-    values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+    values = _form_values(form)
     marks = []
     for key, choice in values.items():
         if not key.startswith("mark-") or choice not in ("present", "absent"):
@@ -260,20 +312,12 @@ async def save_marks(request: Request, desk: Desk) -> Response:
             issuer=issuer_of(request),
         )
     except Invalid as exc:
-        return await _meeting_page(
-            request,
-            desk,
-            session,
-            meeting,
-            status_code=422,
-            errors=_form_errors(exc.fields, marks),
-            values=values,
-            failed="marks",
-        )
+        errors = _form_errors(exc.fields, marks)
+        return await _refused(request, desk, session, meeting, "marks", errors, values)
     except Gone as exc:
         return error_page(request, 410, "Not saved", exc.message)
     flash(request, f"Attendance saved for {len(marks)} people.")
-    return RedirectResponse(f"{desk.base}/sessions/{session.id}/meetings/{meeting.id}", 303)
+    return RedirectResponse(_meeting_url(desk, session, meeting), 303)
 
 
 def _form_errors(fields: dict[str, str], marks: list[dict[str, Any]]) -> dict[str, str]:
@@ -290,11 +334,10 @@ def _form_errors(fields: dict[str, str], marks: list[dict[str, Any]]) -> dict[st
     return errors
 
 
-async def import_report(request: Request, desk: Desk) -> Response:
-    session = await _session(request, desk)
-    meeting = _meeting(request, session) if session else None
-    if session is None or meeting is None:
-        return _not_found(request)
+@_at_meeting
+async def import_report(
+    request: Request, desk: Desk, session: catalog.SessionView, meeting: Any
+) -> Response:
     try:
         _, platform, data, reason = await attendance_api.read_upload(request)
         result = await attendance.import_report(
@@ -309,30 +352,20 @@ async def import_report(request: Request, desk: Desk) -> Response:
         )
     except Invalid as exc:
         form = await request.form()
-        values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
-        return await _meeting_page(
-            request,
-            desk,
-            session,
-            meeting,
-            status_code=422,
-            errors=exc.fields,
-            values=values,
-            failed="import",
-        )
+        values = _form_values(form)
+        return await _refused(request, desk, session, meeting, "import", exc.fields, values)
     except Gone as exc:
         return error_page(request, 410, "Not imported", exc.message)
     return await _meeting_page(request, desk, session, meeting, result=result)
 
 
-async def match_row(request: Request, desk: Desk) -> Response:
+@_at_meeting
+async def match_row(
+    request: Request, desk: Desk, session: catalog.SessionView, meeting: Any
+) -> Response:
     """A report row the import could not match, given to a registrant by hand."""
-    session = await _session(request, desk)
-    meeting = _meeting(request, session) if session else None
-    if session is None or meeting is None:
-        return _not_found(request)
     form = await request.form()
-    values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+    values = _form_values(form)
     registration_id = parse_id(values.get("registration_id", ""))
     minutes = values.get("minutes", "")
     errors = {}
@@ -341,16 +374,7 @@ async def match_row(request: Request, desk: Desk) -> Response:
     if not minutes.isdigit() or int(minutes) > 24 * 60:
         errors["minutes"] = "The report's minutes are missing."
     if errors:
-        return await _meeting_page(
-            request,
-            desk,
-            session,
-            meeting,
-            status_code=422,
-            errors=errors,
-            values=values,
-            failed="match",
-        )
+        return await _refused(request, desk, session, meeting, "match", errors, values)
     platform = values.get("platform", "")
     async with request.state.db.read() as conn:
         threshold = await attendance.threshold_of(conn, session.id)
@@ -373,18 +397,9 @@ async def match_row(request: Request, desk: Desk) -> Response:
             issuer=issuer_of(request),
         )
     except Invalid as exc:
-        return await _meeting_page(
-            request,
-            desk,
-            session,
-            meeting,
-            status_code=422,
-            errors=exc.fields,
-            values=values,
-            failed="match",
-        )
+        return await _refused(request, desk, session, meeting, "match", exc.fields, values)
     flash(request, f"Matched: {minutes} minutes, {'present' if present else 'absent'}.")
-    return RedirectResponse(f"{desk.base}/sessions/{session.id}/meetings/{meeting.id}", 303)
+    return RedirectResponse(_meeting_url(desk, session, meeting), 303)
 
 
 # -- check-in screen, QR code and sign-in sheet -------------------------------------------------
@@ -396,11 +411,10 @@ async def _checkin_url(request: Request, session_id: int, meeting_id: int) -> st
     return f"{_settings(request).base_url}/checkin/{facts.checkin_code}"
 
 
-async def checkin_screen(request: Request, desk: Desk) -> Response:
-    session = await _session(request, desk)
-    meeting = _meeting(request, session) if session else None
-    if session is None or meeting is None:
-        return _not_found(request)
+@_at_meeting
+async def checkin_screen(
+    request: Request, desk: Desk, session: catalog.SessionView, meeting: Any
+) -> Response:
     url = await _checkin_url(request, session.id, meeting.id)
     opens, closes = attendance.window(meeting.starts_at)
     return render(
@@ -420,22 +434,20 @@ async def checkin_screen(request: Request, desk: Desk) -> Response:
     )
 
 
-async def checkin_qr(request: Request, desk: Desk) -> Response:
-    session = await _session(request, desk)
-    meeting = _meeting(request, session) if session else None
-    if session is None or meeting is None:
-        return _not_found(request)
+@_at_meeting
+async def checkin_qr(
+    request: Request, desk: Desk, session: catalog.SessionView, meeting: Any
+) -> Response:
     url = await _checkin_url(request, session.id, meeting.id)
     return Response(
         documents.qr_png(url), media_type="image/png", headers={"Cache-Control": "no-store"}
     )
 
 
-async def sign_in_sheet(request: Request, desk: Desk) -> Response:
-    session = await _session(request, desk)
-    meeting = _meeting(request, session) if session else None
-    if session is None or meeting is None:
-        return _not_found(request)
+@_at_meeting
+async def sign_in_sheet(
+    request: Request, desk: Desk, session: catalog.SessionView, meeting: Any
+) -> Response:
     url = await _checkin_url(request, session.id, meeting.id)
     async with request.state.db.read() as conn:
         people = await attendance.confirmed_people(conn, session.id)

@@ -211,6 +211,20 @@ def _person_input(*, attendance: bool) -> dict[str, Any]:
     return fields
 
 
+# What a new course and a change to one both take (a course's slug is set once, at creation).
+_COURSE_INPUT: dict[str, Any] = {
+    "title": _text(200),
+    "description": _text(10000, required=False, multiline=True),
+    "audience": _text(300, required=False),
+    "provider": _text(200, required=False),
+    "delivery": _DELIVERY,
+    "online_url": _url(),
+    "completion": {"anyOf": [_ref("CompletionInput"), {"type": "null"}]},
+    "credit_hours": _CREDIT_HOURS,
+    "course_number": {"type": ["string", "null"], "maxLength": 40},
+    "attendance_threshold": _count(1, 100, required=False),
+}
+
 SCHEMAS: dict[str, Any] = {
     "Completion": {
         "type": "object",
@@ -288,33 +302,10 @@ SCHEMAS: dict[str, Any] = {
                 "pattern": "^\\s*[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?\\s*$",
                 "not": {"enum": sorted(RESERVED_SLUGS)},
             },
-            "title": _text(200),
-            "description": _text(10000, required=False, multiline=True),
-            "audience": _text(300, required=False),
-            "provider": _text(200, required=False),
-            "delivery": _DELIVERY,
-            "online_url": _url(),
-            "completion": {"anyOf": [_ref("CompletionInput"), {"type": "null"}]},
-            "credit_hours": _CREDIT_HOURS,
-            "course_number": {"type": ["string", "null"], "maxLength": 40},
-            "attendance_threshold": _count(1, 100, required=False),
+            **_COURSE_INPUT,
         },
     },
-    "CoursePatch": {
-        "type": "object",
-        "properties": {
-            "title": _text(200),
-            "description": _text(10000, required=False, multiline=True),
-            "audience": _text(300, required=False),
-            "provider": _text(200, required=False),
-            "delivery": _DELIVERY,
-            "online_url": _url(),
-            "completion": {"anyOf": [_ref("CompletionInput"), {"type": "null"}]},
-            "credit_hours": _CREDIT_HOURS,
-            "course_number": {"type": ["string", "null"], "maxLength": 40},
-            "attendance_threshold": _count(1, 100, required=False),
-        },
-    },
+    "CoursePatch": {"type": "object", "properties": {**_COURSE_INPUT}},
     "Pool": {
         "type": "object",
         "required": ["capacity", "confirmed", "held", "waitlisted", "available"],

@@ -13,13 +13,15 @@ import pytest
 from asgi_lifespan import LifespanManager
 from sqlalchemy import insert, select
 
+from notifications.dispatcher import Dispatcher
 from notifications.models import Message
 from notifications.outbox import enqueue
-from scheduler import cli
+from scheduler import catalog, cli, jobs
 from scheduler.app import create_app
 from scheduler.config import Settings
 from scheduler.db import Database
-from tests.helpers import make_course, make_session, person
+from scheduler.jobs import Jobs
+from tests.helpers import make_course, make_session, person, session_body
 from tests.support.smtp import SmtpSink
 
 
@@ -129,3 +131,73 @@ def test_outbox_command_lists_and_retries(
     assert code == 0 and "1 message(s) queued" in out
     code, out, _ = run()
     assert "pending: 2" in out and "failed" not in out.splitlines()[0]
+
+
+@pytest.fixture
+def pg_settings(postgres_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=postgres_url,
+        base_url="http://testserver",
+        secret_key="test-secret-key-not-for-production",
+        mail_dir=tmp_path / "mail",
+        run_jobs=True,
+        rate_limit=0,
+    )
+
+
+@pytest.mark.postgres
+async def test_a_registration_on_the_asyncpg_path_wakes_the_dispatcher(
+    pg_settings: Settings, smtp_server: SmtpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL registers straight on asyncpg (``Database.driver_write``), which SQLAlchemy's
+    commit events never see; its commit must still wake the dispatcher.
+
+    The periodic tick is a minute here and the wait a quarter of that, so the confirmation can
+    only arrive through the wake-up. A duplicate (refused, rolled back) wakes nothing.
+    """
+    monkeypatch.setattr(jobs, "TICK_SECONDS", 60.0)
+    nudges: list[None] = []
+    drains: list[int] = []
+    nudge, drain = Jobs.nudge, Dispatcher.drain
+
+    def counting_nudge(self: Jobs) -> None:
+        nudges.append(None)
+        nudge(self)
+
+    async def counting_drain(self: Dispatcher, **kwargs: int) -> int:
+        handled = await drain(self, **kwargs)
+        drains.append(handled)
+        return handled
+
+    monkeypatch.setattr(Jobs, "nudge", counting_nudge)
+    monkeypatch.setattr(Dispatcher, "drain", counting_drain)
+    db = Database.from_url(pg_settings.database_url)
+    try:
+        await catalog.create_course(db, {"slug": "managing-bias", "title": "Managing Bias"})
+        session_id = (await catalog.create_session(db, "managing-bias", session_body())).id
+    finally:
+        await db.dispose()
+
+    app = create_app(pg_settings.with_(smtp_url=smtp_server.url))
+    async with LifespanManager(app) as manager:
+        # The start's own pass must be over, so that it cannot be what finds the confirmation.
+        await wait_until(lambda: drains, "the dispatcher's first pass")
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            before = len(nudges)
+            response = await client.post(
+                f"/api/sessions/{session_id}/registrations", json=person(1)
+            )
+            assert response.status_code == 201
+            # The listener runs as the commit returns, before the response is written.
+            assert len(nudges) == before + 1
+            await wait_until(lambda: smtp_server.count() == 1, "the confirmation", seconds=15)
+
+            response = await client.post(
+                f"/api/sessions/{session_id}/registrations", json=person(1)
+            )
+            assert response.status_code == 409
+            assert len(nudges) == before + 1
+    [mail] = smtp_server.messages
+    assert mail["X-Outbox-Kind"] == "confirmation"
+    assert mail["To"].addresses[0].addr_spec == "officer1@example.org"

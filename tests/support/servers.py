@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Self
 
 from tests.support.ports import free_port
 
@@ -24,12 +25,13 @@ class ServerProcess:
 
     ``env`` adds to (or overrides) the process's environment; ``command`` replaces the
     ``scheduler serve`` arguments for a server of another kind that also answers ``/healthz``
-    (``{port}`` in an argument becomes the port).
+    (``{port}`` in an argument becomes the port). With ``database_url=None`` no
+    ``SCHEDULER_*`` settings are given: a server that is not the service (a benchmark floor).
     """
 
     def __init__(
         self,
-        database_url: str,
+        database_url: str | None,
         workdir: Path,
         *,
         workers: int = 1,
@@ -42,15 +44,16 @@ class ServerProcess:
         self.workdir = workdir
         self.workers = workers
         self.log = workdir / f"server-{self.port}.log"
-        self.env = {
-            **os.environ,
-            "SCHEDULER_DATABASE_URL": database_url,
-            "SCHEDULER_BASE_URL": self.url,
-            "SCHEDULER_SECRET_KEY": secret_key,
-            "SCHEDULER_MAIL_DIR": str(workdir / "mail"),
-            "SCHEDULER_RATE_LIMIT": "0",
-            **env,
-        }
+        self.env = dict(os.environ)
+        if database_url is not None:
+            self.env.update(
+                SCHEDULER_DATABASE_URL=database_url,
+                SCHEDULER_BASE_URL=self.url,
+                SCHEDULER_SECRET_KEY=secret_key,
+                SCHEDULER_MAIL_DIR=str(workdir / "mail"),
+                SCHEDULER_RATE_LIMIT="0",
+            )
+        self.env.update(env)
         if command is None:
             self.args = [
                 *(sys.executable, "-m", "scheduler", "serve"),
@@ -60,7 +63,7 @@ class ServerProcess:
             self.args = [arg.replace("{port}", str(self.port)) for arg in command]
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 60) -> ServerProcess:
+    def start(self, timeout: float = 60) -> Self:
         """Start the process and wait until it serves; raises ``RuntimeError`` with its log."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
@@ -106,7 +109,7 @@ class ServerProcess:
                 self.process.kill()
                 self.process.wait()
 
-    def __enter__(self) -> ServerProcess:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -51,9 +51,9 @@ SESSIONLESS_SUFFIX = "/calendar.ics"
 class PageSessionMiddleware(SessionMiddleware):
     """Starlette's signed-cookie session, not loaded for calendar feed requests.
 
-    Subscribed calendars poll the feeds all day; for them the cookie is never decoded and no
-    ``Set-Cookie`` is sent back (a cacheable feed must not carry one), and the handler sees an
-    empty session that is not kept.
+    Subscribed calendars poll the feeds all day, and a browser that is signed in sends its
+    cookie with them too: for feeds the cookie is never verified or decoded (an HMAC and a JSON
+    parse), and the handler sees an empty session that is not kept.
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

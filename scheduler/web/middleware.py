@@ -132,9 +132,10 @@ class RequestMiddleware:
         for name, value in scope.get("headers", ()):
             size += len(name) + len(value)
             if name == _ID:
-                given_id = given_id or value
-            elif name == b"content-length":
-                length = length or value
+                if given_id is None:
+                    given_id = value
+            elif name == b"content-length" and length is None:
+                length = value
         if size > MAX_HEADER_BYTES:
             response = error_response(
                 431,

@@ -38,14 +38,10 @@ from scheduler.web import (
     public,
 )
 from scheduler.web.auth import session_middleware
-from scheduler.web.body_limit import ATTENDANCE_MAX_BYTES, ATTENDANCE_UPLOADS, BodyLimitMiddleware
+from scheduler.web.body_limit import ATTENDANCE_MAX_BYTES, ATTENDANCE_UPLOADS
 from scheduler.web.errors import EXCEPTION_HANDLERS
-from scheduler.web.middleware import (
-    AddressPolicyMiddleware,
-    AllowedMethodsMiddleware,
-    RequestMiddleware,
-)
-from scheduler.web.pages import STATIC_DIR, SecurityHeadersMiddleware, make_templates
+from scheduler.web.middleware import RequestMiddleware
+from scheduler.web.pages import STATIC_DIR, make_templates
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -93,19 +89,20 @@ def create_app(settings: Settings) -> Starlette:
     return Starlette(
         routes=routes,
         middleware=[
-            Middleware(RequestMiddleware, metrics=app_metrics),
+            # Everything per request in one pure ASGI layer (web/middleware.py), then the
+            # page session, which calendar feeds skip.
             Middleware(
-                BodyLimitMiddleware,
-                max_bytes=settings.max_body_bytes,
+                RequestMiddleware,
+                metrics=app_metrics,
+                max_body_bytes=settings.max_body_bytes,
                 uploads=(
                     (agency_batch.UPLOAD_PATHS, agency_batch.UPLOAD_MAX_BYTES),
                     (admin_agency_import.UPLOAD_PATTERN, admin_agency_import.UPLOAD_MAX_BODY),
                     (ATTENDANCE_UPLOADS, ATTENDANCE_MAX_BYTES),
                 ),
+                routes=routes,
+                smtputf8=settings.smtputf8,
             ),
-            Middleware(SecurityHeadersMiddleware),
-            Middleware(AllowedMethodsMiddleware, routes=routes),
-            Middleware(AddressPolicyMiddleware, smtputf8=settings.smtputf8),
             session_middleware(settings),
         ],
         exception_handlers=EXCEPTION_HANDLERS,

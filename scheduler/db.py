@@ -125,6 +125,10 @@ class Database:
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._watcher: sqlite3.Connection | None = None
         self._watcher_epoch = 0
+        # The file whose data_version is the change token; None for an in-memory database.
+        path = engine.url.database
+        in_memory = not path or path == ":memory:" or "mode=memory" in str(engine.url)
+        self._watched_file = None if in_memory or not self.is_sqlite else path
         self._watcher_lock = asyncio.Lock()
         self._pinned: AsyncConnection | None = None
         self._pinned_driver: Any = None
@@ -302,13 +306,8 @@ class Database:
                 await pinned.close()
 
     def _sqlite_data_version(self) -> Hashable | None:
-        path = self.engine.url.database
-        if (
-            self._disposed
-            or not path
-            or path == ":memory:"
-            or "mode=memory" in str(self.engine.url)
-        ):
+        path = self._watched_file
+        if self._disposed or path is None:
             return None
         try:
             if self._watcher is None:

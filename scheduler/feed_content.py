@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Hashable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, case, func, or_, select, true
@@ -102,6 +102,11 @@ class FeedFilter:
         )
 
     def key(self) -> str:
+        return self._key
+
+    @cached_property
+    def _key(self) -> str:
+        # Kept on the instance: the feeds keep parsed filters, and look this up per request.
         key = f"{self.course_slug or '*'}|{','.join(self.modes)}|{self.state or ''}"
         return key + ("|deadlines" if self.deadlines else "")
 

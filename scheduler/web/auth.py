@@ -28,6 +28,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from scheduler import accounts, logins
 from scheduler.config import Settings
@@ -42,10 +43,31 @@ LOGIN_PATH = "/admin/login"
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+# Calendar feeds (course, all-courses, registrant, instructor and agency ones) are public or
+# keyed by a token in their URL, and no feed handler reads or writes the page session.
+SESSIONLESS_SUFFIX = "/calendar.ics"
+
+
+class PageSessionMiddleware(SessionMiddleware):
+    """Starlette's signed-cookie session, not loaded for calendar feed requests.
+
+    Subscribed calendars poll the feeds all day, and a browser that is signed in sends its
+    cookie with them too: for feeds the cookie is never verified or decoded (an HMAC and a JSON
+    parse), and the handler sees an empty session that is not kept.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].endswith(SESSIONLESS_SUFFIX):
+            scope["session"] = {}
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def session_middleware(settings: Settings) -> Middleware:
     """The signed-cookie session for the pages; Secure whenever the base URL is https."""
     return Middleware(
-        SessionMiddleware,
+        PageSessionMiddleware,
         secret_key=settings.secret_key,
         session_cookie=SESSION_COOKIE,
         max_age=SESSION_MAX_AGE,

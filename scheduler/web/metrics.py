@@ -84,14 +84,25 @@ class Metrics:
         )
         if multiprocess_dir is None:
             ProcessCollector(registry=self.registry)
+        # Each (method, route, status)'s children, looked up once: ``labels()`` takes a lock
+        # and builds its key on every call. Routes are templates, so this stays small.
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     @classmethod
     def from_environment(cls) -> Metrics:
         return cls(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def registration(self, outcome: str) -> None:
         self.registrations.labels(outcome).inc()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -374,3 +375,24 @@ async def test_another_instance_change_is_served_fresh(live_server_factory, post
         other = await http.get(f"{one.url}/courses/managing-bias/calendar.ics")
         assert other.headers["etag"] == fresh.headers["etag"]
         assert other.content == fresh.content
+
+
+async def test_feeds_skip_the_page_session_and_keep_their_headers(client, admin_headers):
+    """Issue 16: calendar feeds skip the signed-cookie session (no cookie is verified for them),
+    and with a page cookie sent a feed still carries no ``Set-Cookie`` and every security
+    header, while pages keep loading the session from the same cookie."""
+    await make_course(client, admin_headers)
+    page = await client.get("/admin/login")
+    cookie = page.headers["set-cookie"].split(";")[0]  # the page session, with a CSRF token
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+    with_cookie = {"Cookie": cookie}
+    for path in ("/courses/managing-bias/calendar.ics", "/calendar.ics"):
+        feed = await client.get(path, headers=with_cookie)
+        assert feed.status_code == 200, path
+        assert "set-cookie" not in feed.headers, path
+        assert feed.headers["content-security-policy"].startswith("default-src 'self'"), path
+        assert feed.headers["x-content-type-options"] == "nosniff", path
+        assert len(feed.headers["x-request-id"]) == 32, path
+    again = await client.get("/admin/login", headers=with_cookie)
+    assert f'name="csrf_token" value="{token[1]}"' in again.text  # the same session

@@ -128,7 +128,7 @@ def test_pipelined_requests_count_their_own_heads(sqlite_url: str, live_server_f
     assert all(head.startswith(b"HTTP/1.1 200 ") for head in heads)
 
 
-def _quick_server(port: int) -> Any:
+def _quick_server(port: int, keep_alive: float = 5) -> Any:
     import threading
 
     import uvicorn
@@ -144,10 +144,18 @@ def _quick_server(port: int) -> Any:
             return
         while (await receive()).get("more_body"):
             pass
-        await send({"type": "http.response.start", "status": 200, "headers": []})
+        headers = [(b"content-length", b"2")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, http=Quick, log_level="warning")
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        http=Quick,
+        log_level="warning",
+        timeout_keep_alive=keep_alive,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -182,6 +190,37 @@ def test_silent_and_stalled_connections_are_closed():
             assert sock.recv(100).startswith(b"HTTP/1.1 200 ")
         finally:
             sock.close()
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_one_timer_keeps_a_busy_connection_and_closes_a_stalled_or_idle_one():
+    """Issue 16: the head, body and keep-alive deadlines share one timer per connection, which
+    fires early and sleeps again while requests keep coming. A connection in use stays open
+    past many deadlines; a head stalled after them, or an idle connection, is still closed."""
+    from tests.support.ports import free_port
+
+    port = free_port()
+    server, thread = _quick_server(port, keep_alive=0.8)
+    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    try:
+        for then in (b"GET / HTTP/1.1\r\nHost: x\r\n", b""):  # a stalled head, then idle
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            try:
+                started = time.monotonic()
+                while time.monotonic() - started < 2.0:  # 4 head and 2 keep-alive timeouts
+                    sock.sendall(request)
+                    assert read_one(sock).startswith(b"HTTP/1.1 200 ")
+                    time.sleep(0.2)
+                if then:
+                    sock.sendall(then)
+                # Closed by its own deadline (0.5 s, or 0.8 s idle): recv returns b"" well
+                # before the socket's timeout, which would raise instead.
+                sock.settimeout(4)
+                assert sock.recv(100) == b""
+            finally:
+                sock.close()
     finally:
         server.should_exit = True
         thread.join(10)

@@ -133,6 +133,46 @@ def sign_in(client: httpx.Client) -> None:
     assert answer.status_code == 303, answer.text
 
 
+REGISTER = "POST /api/sessions/{id}/registrations"
+
+
+def everyday_paths(slug: str, sid: int) -> dict[str, str]:
+    """The everyday GETs, by label, for a course and one of its upcoming sessions.
+
+    tests/web/test_history_pages.py counts the queries of these very requests, so the list of
+    what must not slow down with history and of what must issue a bounded number of queries
+    is this one.
+    """
+    return {
+        "GET /api/courses": "/api/courses",
+        "GET /api/courses/{slug}": f"/api/courses/{slug}",
+        "GET /api/courses/{slug}/sessions": f"/api/courses/{slug}/sessions",
+        "GET /api/sessions/{id}": f"/api/sessions/{sid}",
+        "GET /": "/",
+        "GET /courses/{slug}": f"/courses/{slug}",
+        "GET /courses/{slug}/calendar.ics": f"/courses/{slug}/calendar.ics",
+        "GET /calendar.ics": "/calendar.ics",
+        "GET /healthz": "/healthz",
+        "GET /metrics": "/metrics",
+        "GET /admin": "/admin",
+        "GET /admin?past=2": "/admin?past=2",
+        "GET /admin/courses/{slug}": f"/admin/courses/{slug}",
+        "GET /admin/sessions/{id} (roster)": f"/admin/sessions/{sid}",
+        "GET /admin/outbox?status=sent": "/admin/outbox?status=sent",
+        "GET /admin/outbox": "/admin/outbox",
+    }
+
+
+def registration_body(n: int, attendance: str) -> dict[str, str]:
+    """The body of the ``n``-th timed registration (:data:`REGISTER`)."""
+    return {
+        "name": "Bench Officer",
+        "email": f"bench{n}@pd.example.org",
+        "agency": "Bench PD",
+        "attendance": attendance,
+    }
+
+
 def everyday(client: httpx.Client) -> dict[str, Any]:
     """The requests to time, by label: a path, or a callable that makes one request."""
     sessions = client.get("/api/courses/managing-bias/sessions").json()["sessions"]
@@ -142,33 +182,11 @@ def everyday(client: httpx.Client) -> dict[str, Any]:
     emails = count()
 
     def register() -> httpx.Response:
-        body = {
-            "name": "Bench Officer",
-            "email": f"bench{next(emails)}@pd.example.org",
-            "agency": "Bench PD",
-            "attendance": attendance,
-        }
+        body = registration_body(next(emails), attendance)
         return client.post(f"/api/sessions/{sid}/registrations", content=json.dumps(body))
 
-    return {
-        "GET /api/courses": "/api/courses",
-        "GET /api/courses/{slug}": "/api/courses/managing-bias",
-        "GET /api/courses/{slug}/sessions": "/api/courses/managing-bias/sessions",
-        "GET /api/sessions/{id}": f"/api/sessions/{sid}",
-        "GET /": "/",
-        "GET /courses/{slug}": "/courses/managing-bias",
-        "GET /courses/{slug}/calendar.ics": "/courses/managing-bias/calendar.ics",
-        "GET /calendar.ics": "/calendar.ics",
-        "GET /healthz": "/healthz",
-        "GET /metrics": "/metrics",
-        "GET /admin": "/admin",
-        "GET /admin?past=2": "/admin?past=2",
-        "GET /admin/courses/{slug}": "/admin/courses/managing-bias",
-        "GET /admin/sessions/{id} (roster)": f"/admin/sessions/{sid}",
-        "GET /admin/outbox?status=sent": "/admin/outbox?status=sent",
-        "GET /admin/outbox": "/admin/outbox",
-        "POST /api/sessions/{id}/registrations": register,
-    }
+    requests: dict[str, Any] = everyday_paths("managing-bias", sid)
+    return requests | {REGISTER: register}
 
 
 def timed(client: httpx.Client, label: str, what: Any) -> float:

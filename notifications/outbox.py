@@ -243,22 +243,101 @@ async def list_messages(
     return list(rows.all())
 
 
-async def count_by_status(conn: AsyncConnection) -> dict[str, int]:
-    rows = await conn.execute(select(Message.status, func.count()).group_by(Message.status))
-    return {status: int(count) for status, count in rows.all()}
+# Statuses an admin may put back in line by hand: a sent message once more, a failed one again.
+RESENDABLE = (MessageStatus.SENT, MessageStatus.FAILED)
+
+
+async def count_by_status(
+    conn: AsyncConnection, statuses: Sequence[str] | None = None, *, cap: int | None = None
+) -> dict[str, int]:
+    """Messages per status: every status present, or the given ones (zero when none).
+
+    Name the statuses on a big outbox: ``status IN (...)`` reads the (status, id) index, where
+    every status at once reads every row kept. With ``cap`` each count stops at ``cap + 1``
+    index entries ("1,000+" is all a tab needs), and they all come in one statement.
+    """
+    if statuses is None:
+        rows = await conn.execute(select(Message.status, func.count()).group_by(Message.status))
+        return {status: int(count) for status, count in rows.all()}
+    wanted = list(statuses)
+    if not wanted:
+        return {}
+    if cap is None:
+        rows = await conn.execute(
+            select(Message.status, func.count())
+            .where(Message.status.in_(wanted))
+            .group_by(Message.status)
+        )
+        return {status: 0 for status in wanted} | {s: int(n) for s, n in rows.all()}
+    capped = [
+        select(func.count())
+        .select_from(select(Message.id).where(Message.status == status).limit(cap + 1).subquery())
+        .scalar_subquery()
+        .label(f"n{i}")
+        for i, status in enumerate(wanted)
+    ]
+    row = (await conn.execute(select(*capped))).one()
+    return {status: int(n) for status, n in zip(wanted, row, strict=True)}
+
+
+async def count_sent_since(conn: AsyncConnection, since: datetime) -> int:
+    """Messages sent after ``since``, on the (status, sent_at) index whatever the years kept."""
+    result = await conn.execute(
+        select(func.count()).where(Message.status == MessageStatus.SENT, Message.sent_at > since)
+    )
+    return int(result.scalar_one())
+
+
+async def count_retrying(conn: AsyncConnection) -> int:
+    """Pending messages whose last attempt failed: they will be tried again."""
+    result = await conn.execute(
+        select(func.count()).where(
+            Message.status == MessageStatus.PENDING, Message.last_error.is_not(None)
+        )
+    )
+    return int(result.scalar_one())
+
+
+async def lag(conn: AsyncConnection, now: datetime) -> tuple[int, float]:
+    """``(messages due and not yet sent, age in seconds of the oldest of them)``.
+
+    Lag is how far the dispatcher is behind: 0 when nothing is overdue.
+    """
+    row = (
+        await conn.execute(
+            select(func.count(), func.min(Message.due_at)).where(
+                Message.status.in_([MessageStatus.PENDING, MessageStatus.SENDING]),
+                Message.due_at <= now,
+            )
+        )
+    ).one()
+    due, oldest = int(row[0]), row[1]
+    if oldest is None:
+        return due, 0.0
+    if oldest.tzinfo is None:  # min() skips the column's type decorator on some backends
+        oldest = oldest.replace(tzinfo=now.tzinfo)
+    return due, max(0.0, (now - oldest).total_seconds())
 
 
 async def retry(
-    conn: AsyncConnection, message_id: int | None = None, *, now: datetime | None = None
+    conn: AsyncConnection,
+    message_id: int | None = None,
+    *,
+    now: datetime | None = None,
+    statuses: Sequence[str] = (MessageStatus.FAILED,),
 ) -> int:
     """Put a failed message (or, with no id, every failed one) back in line, due now.
 
-    Attempts start again from zero so it gets the full round of retries. Returns how many.
+    Attempts start again from zero so it gets the full round of retries. ``statuses`` widens
+    what may go back (the admin's "resend" also takes a sent one, see :data:`RESENDABLE`).
+    Returns how many.
     """
-    stmt = update(Message).where(Message.status == MessageStatus.FAILED)
+    stmt = update(Message).where(Message.status.in_(list(statuses)))
     if message_id is not None:
         stmt = stmt.where(Message.id == message_id)
     result = await conn.execute(
-        stmt.values(status=MessageStatus.PENDING, due_at=now or utcnow(), attempts=0)
+        stmt.values(
+            status=MessageStatus.PENDING, due_at=now or utcnow(), attempts=0, lease_until=None
+        )
     )
     return int(result.rowcount)

@@ -257,27 +257,42 @@ class Database:
             yield conn
 
     async def change_token(self) -> Hashable | None:
-        """A value that stays the same only while no write commits anywhere in the database.
+        """A value that stays the same only while no write commits in this database.
 
-        Two equal tokens mean nothing was committed between the two calls, by this process or
-        any other, so anything computed from the database after the first is still true. The
-        reverse does not hold: writes to unrelated tables change the token too. ``None`` means
-        this database cannot tell (an in-memory SQLite database); then nothing may be reused.
+        Two equal tokens mean nothing a cache depends on was committed between the two calls,
+        by this process or any other, so anything computed from the database after the first
+        is still true. The reverse does not hold: unrelated writes change the token too.
+        ``None`` means this database cannot tell now (an in-memory SQLite database, a write in
+        flight on PostgreSQL, a broken connection); then nothing may be reused.
 
         - SQLite: ``PRAGMA data_version`` on a connection of our own that never writes. It
           changes whenever another connection commits and costs microseconds (a look at the
           WAL index), so it runs in the event loop without a thread hop. It never waits for a
           lock: a busy database answers ``None`` for that call.
-        - PostgreSQL: ``pg_current_snapshot()``, one round trip. A write transaction that
-          commits between two calls either was in progress in the first snapshot (and is gone
-          from the second) or started after it (and moved ``xmax``), so equal snapshots mean
-          no commit in between, exactly as visibility sees it.
+        - PostgreSQL: ``change_counter_token()`` (migration 0013), one round trip. Statement
+          triggers on every table a cache reads (all but the outbox, sign-ins, API tokens and
+          rate-limit windows) bump the sequence ``change_counter`` when a statement touched a
+          row, taking a shared advisory lock first that their transaction holds until after
+          its commit is visible. The token is the counter, read only when that lock can be
+          taken exclusively, i.e. when no transaction that bumped is unfinished; else
+          ``None``. It is of this database alone: commits in others on the server leave it.
+
+          Why equal tokens are never stale: a sequence is not transactional, so a bump is seen
+          before its commit; reading the counter while a bumper is unfinished and then computing
+          from a snapshot that misses its rows would store old content under a token that no
+          later bump moves. The lock rules that out: when the token ``v`` is read, every
+          transaction that bumped up to ``v`` has committed (or rolled back), so whatever is
+          computed after the read sees at least their writes. A transaction committing later
+          takes the lock after the read (it could not hold it during it), so it bumps after
+          it: the next token is larger, or ``None`` while it is under way. A rolled-back write
+          also moves the counter, which only costs one recompute. The counter is a sequence,
+          not a row, so writers never wait for each other on it.
         """
         if self.is_sqlite:
             return self._sqlite_data_version()
-        return await self._pg_snapshot()
+        return await self._pg_change_counter()
 
-    async def _pg_snapshot(self) -> Hashable | None:
+    async def _pg_change_counter(self) -> Hashable | None:
         # One connection of the pool is kept for this, so the hot path skips the pool's
         # checkout and return; the lock keeps its statements one at a time, and each caller's
         # own statement is sent after it asked, so no caller gets an answer older than itself.
@@ -291,7 +306,9 @@ class Database:
                     self._pinned = await self.engine.connect()
                     raw = await self._pinned.get_raw_connection()
                     self._pinned_driver = raw.driver_connection
-                return str(await self._pinned_driver.fetchval("SELECT pg_current_snapshot()::text"))
+                # Autocommit: the advisory lock it takes ends with the statement.
+                token = await self._pinned_driver.fetchval("SELECT change_counter_token()")
+                return None if token is None else int(token)
             except Exception:
                 # Down or broken: nothing may be reused; the caller's own query will fail or
                 # succeed on its own, and the next call connects afresh.

@@ -7,7 +7,7 @@ not touch a session's ``updated_at``, yet the feed prints seats left), and the c
 times. Every instance computes it from the database, so a change made through any instance is
 seen by all of them on the next request. Between commits the query would only give the same
 answer again, so :class:`FreshFingerprints` keeps it while ``Database.change_token()`` (SQLite's
-``data_version``, PostgreSQL's current snapshot) is unchanged.
+``data_version``, PostgreSQL's change counter of this database) is unchanged.
 
 Reads run in one snapshot (``REPEATABLE READ`` on PostgreSQL, a deferred transaction on SQLite
 WAL), so the fingerprint and the rows rendered under it always belong together.

@@ -9,13 +9,11 @@ skipping.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import queue
 import shutil
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -64,8 +62,7 @@ class PostgresFactory:
     ``CREATE DATABASE ... TEMPLATE`` costs about 0.3 s on this machine and ``DROP DATABASE``
     about 0.05 s: paid inside each test, that was minutes of a suite that is mostly waiting on
     the server. A thread keeps ``READY`` databases made while tests run and drops the used ones
-    after them, on a connection of its own. ``quiet()`` holds it still for a test that needs a
-    server where nobody else commits.
+    after them, on a connection of its own.
     """
 
     READY = 2
@@ -76,7 +73,6 @@ class PostgresFactory:
         self._used: queue.Queue[str] = queue.Queue()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._still = threading.Lock()
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="pg-databases", daemon=True)
 
@@ -112,12 +108,6 @@ class PostgresFactory:
         self._used.put(url.rsplit("/", 1)[1])
         self._wake.set()
 
-    @contextlib.contextmanager
-    def quiet(self) -> Iterator[None]:
-        """No database is made or dropped while this is held (a statement under way finishes)."""
-        with self._still:
-            yield
-
     def teardown(self) -> None:
         self._stop.set()
         self._wake.set()
@@ -134,19 +124,16 @@ class PostgresFactory:
                     self._wake.wait(timeout=1)
                     self._wake.clear()
                     while not self._stop.is_set():
-                        with self._still:
-                            if not self._used.empty():
-                                loop.run_until_complete(_drop(conn, self._used.get()))
-                            elif self._ready.qsize() < self.READY:
-                                name = f"sched_t_{uuid.uuid4().hex[:12]}"
-                                loop.run_until_complete(
-                                    conn.execute(
-                                        f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"'
-                                    )
-                                )
-                                self._ready.put(name)
-                            else:
-                                break
+                        if not self._used.empty():
+                            loop.run_until_complete(_drop(conn, self._used.get()))
+                        elif self._ready.qsize() < self.READY:
+                            name = f"sched_t_{uuid.uuid4().hex[:12]}"
+                            loop.run_until_complete(
+                                conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+                            )
+                            self._ready.put(name)
+                        else:
+                            break
             finally:
                 loop.run_until_complete(conn.close())
         except BaseException as exc:  # reported by new(): a test must not wait forever

@@ -7,16 +7,25 @@ database, with connections of its own.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
+import importlib.util
 from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
 
 import asyncpg
-import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.engine import make_url
 
+import scheduler.models
+from notifications.models import metadata
 from scheduler.db import Database
 from scheduler.models import Course
+from tests.dbs import PostgresFactory
+
+# Tables whose writes leave the PostgreSQL token alone (migration 0013): they change all the
+# time and no feed or page cache reads them. Every other table must bump it.
+UNTRACKED = {"messages", "login_sessions", "sign_in_links", "api_tokens", "rate_limit_windows"}
 
 
 async def add_course(db: Database, slug: str) -> None:
@@ -34,22 +43,11 @@ async def add_course(db: Database, slug: str) -> None:
         )
 
 
-@pytest.mark.serial  # another worker's commits would move the token: it needs the server alone
-async def test_token_holds_without_commits_and_moves_after_any_commit(
-    database_url: str, backend: str, request: pytest.FixtureRequest
-) -> None:
-    # A PostgreSQL snapshot covers the whole server: the test databases made in the background
-    # for other tests are commits too, so they wait while this test looks for none.
-    quiet = (
-        request.getfixturevalue("postgres_factory").quiet()
-        if backend == "postgres"
-        else contextlib.nullcontext()
-    )
+async def test_token_holds_without_commits_and_moves_after_any_commit(database_url: str) -> None:
     watcher = Database.from_url(database_url)
     other = Database.from_url(database_url)
     try:
-        with quiet:
-            await _holds_then_moves(watcher, other)
+        await _holds_then_moves(watcher, other)
     finally:
         await watcher.dispose()
         await other.dispose()
@@ -102,3 +100,88 @@ async def test_postgres_token_after_its_connection_was_killed(postgres_url: str)
         assert await db.change_token() is not None
     finally:
         await db.dispose()
+
+
+async def test_postgres_token_is_this_databases_alone(
+    postgres_url: str, postgres_factory: PostgresFactory
+) -> None:
+    """Commits in another database on the server (other tests, other apps) do not move it."""
+    elsewhere_url = await asyncio.to_thread(postgres_factory.new)
+    watcher = Database.from_url(postgres_url)
+    elsewhere = Database.from_url(elsewhere_url)
+    try:
+        first = await watcher.change_token()
+        assert first is not None
+        for n in range(3):
+            await add_course(elsewhere, f"elsewhere-{n}")
+        assert await watcher.change_token() == first
+    finally:
+        await watcher.dispose()
+        await elsewhere.dispose()
+        await asyncio.to_thread(postgres_factory.drop, elsewhere_url)
+
+
+async def test_postgres_token_cannot_vouch_while_a_write_is_in_flight(postgres_url: str) -> None:
+    """The counter moves before its writer commits: until then the token says "cannot tell".
+
+    Else a fingerprint computed before the commit would be stored under the moved token and
+    served until the next write (see ``Database.change_token``).
+    """
+    watcher = Database.from_url(postgres_url)
+    writer = Database.from_url(postgres_url)
+    try:
+        first = await watcher.change_token()
+        assert first is not None
+        async with writer.engine.connect() as conn:
+            async with conn.begin():
+                await conn.execute(
+                    update(Course).where(Course.slug == "nobody").values(title="x")
+                )  # no row: nothing to bump
+                assert await watcher.change_token() == first
+                now = datetime.now(UTC)
+                await conn.execute(
+                    insert(Course).values(
+                        slug="in-flight",
+                        title="In flight",
+                        description="",
+                        delivery="in_person",
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                assert await watcher.change_token() is None
+            after = await watcher.change_token()
+        assert after is not None and after != first
+        assert await watcher.change_token() == after
+    finally:
+        await watcher.dispose()
+        await writer.dispose()
+
+
+def _migration_0013() -> ModuleType:
+    path = Path(scheduler.__file__).parent / "migrations" / "versions" / "0013_change_counter.py"
+    spec = importlib.util.spec_from_file_location("migration_0013", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_postgres_every_table_moves_the_token_or_is_named_as_not(postgres_url: str) -> None:
+    """A table added later without triggers would let its writes leave cached feeds stale."""
+    db = Database.from_url(postgres_url)
+    try:
+        async with db.read() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT c.relname, count(*) FROM pg_trigger t"
+                    " JOIN pg_class c ON c.oid = t.tgrelid"
+                    " WHERE t.tgname LIKE 'change_counter_%' GROUP BY c.relname"
+                )
+            )
+            triggered = {name: int(n) for name, n in rows.all()}
+    finally:
+        await db.dispose()
+    assert set(triggered) == set(metadata.tables) - UNTRACKED
+    assert set(triggered.values()) == {4}  # insert, update, delete, truncate
+    assert set(_migration_0013().TRACKED) == set(triggered)

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from notifications.models import Message, MessageStatus, utcnow
+from notifications import outbox
+from notifications.models import MessageStatus, utcnow
 from scheduler import catalog
 from scheduler.catalog import SessionView
 from scheduler.errors import Conflict, Invalid, NotFound
@@ -108,13 +109,7 @@ async def dashboard(request: Request) -> Response:
     page = past_page(request)
     async with _db(request).read() as conn:
         sessions, past, older = await upcoming_and_past(conn, now, page)
-        failed = (
-            await conn.execute(
-                select(func.count())
-                .select_from(Message)
-                .where(Message.status == MessageStatus.FAILED)
-            )
-        ).scalar_one()
+        failed = (await outbox.count_by_status(conn, [MessageStatus.FAILED]))[MessageStatus.FAILED]
         courses = await catalog.list_courses(conn)
     return render(
         request,

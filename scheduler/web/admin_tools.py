@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, select
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from notifications.models import Message, MessageStatus, utcnow
+from notifications import outbox
+from notifications.models import Message, MessageStatus
+from notifications.outbox import RESENDABLE
 from scheduler import accounts, tokens
 from scheduler.errors import Invalid, NotFound
 from scheduler.models import Course, TrainingSession
@@ -31,17 +33,23 @@ OUTBOX_STATUSES = (
     MessageStatus.FAILED,
     MessageStatus.CANCELLED,
 )
-RESENDABLE = (MessageStatus.SENT, MessageStatus.FAILED)
-PAGE_SIZE = 50
+PAGE_SIZE = 25
 # Tab counts stop here: counting years of sent mail on every view would scan them all, and
 # "1,000+" says what an admin needs. Each count reads at most this many index entries.
 COUNT_CAP = 1_000
-
-
-async def _capped_count(conn: Any, status: str) -> int:
-    """Messages with ``status``, counted up to ``COUNT_CAP + 1`` on the (status, id) index."""
-    capped = select(Message.id).where(Message.status == status).limit(COUNT_CAP + 1).subquery()
-    return int((await conn.execute(select(func.count()).select_from(capped))).scalar_one())
+# What a row of the list shows, and nothing more: not the payload nor the copy as sent.
+LISTED = (
+    Message.id,
+    Message.kind,
+    Message.recipient,
+    Message.subject,
+    Message.session_id,
+    Message.status,
+    Message.due_at,
+    Message.attempts,
+    Message.sent_at,
+    Message.last_error,
+)
 
 
 @admin_page
@@ -51,10 +59,11 @@ async def outbox_page(request: Request) -> Response:
         status = MessageStatus.FAILED
     before = parse_id(request.query_params.get("before", ""))
     async with _db(request).read() as conn:
-        counts = {s: await _capped_count(conn, s) for s in OUTBOX_STATUSES}
+        counts = await outbox.count_by_status(conn, OUTBOX_STATUSES, cap=COUNT_CAP)
         newest_first = status in (MessageStatus.SENT, MessageStatus.FAILED, MessageStatus.CANCELLED)
+        # Both orders are an index's: (status, id) backwards, or (status, due_at).
         order = Message.id.desc() if newest_first else Message.due_at
-        stmt = _with_session(select(Message)).where(Message.status == status).order_by(order)
+        stmt = _with_session(select(*LISTED)).where(Message.status == status).order_by(order)
         if newest_first and before is not None:
             stmt = stmt.where(Message.id < before)  # the next page, on (status, id)
         messages = (await conn.execute(stmt.limit(PAGE_SIZE + 1))).all()
@@ -73,6 +82,7 @@ async def outbox_page(request: Request) -> Response:
             "older_than": messages[-1].id if older else None,
             "paged": before is not None,
             "resendable": RESENDABLE,
+            "any_resendable": any(m.status in RESENDABLE for m in messages),
             "page_size": PAGE_SIZE,
             "admin_zone": _settings(request).admin_timezone,
         },
@@ -80,7 +90,7 @@ async def outbox_page(request: Request) -> Response:
     )
 
 
-def _with_session(stmt: Select[Any]) -> Select[Any]:
+def _with_session(stmt: Select[*tuple[Any, ...]]) -> Select[*tuple[Any, ...]]:
     """Add the course title and start of the message's session (if any) to a messages query."""
     return stmt.add_columns(
         Course.title.label("course_title"),
@@ -124,12 +134,8 @@ async def resend(request: Request) -> Response:
     if message_id is None:
         return error_page(request, 404, "Not found", "There is no such message.")
     async with _db(request).write() as conn:
-        result = await conn.execute(
-            update(Message)
-            .where(Message.id == message_id, Message.status.in_(RESENDABLE))
-            .values(status=MessageStatus.PENDING, due_at=utcnow(), attempts=0, lease_until=None)
-        )
-    if result.rowcount == 0:
+        resent = await outbox.retry(conn, message_id, statuses=RESENDABLE)
+    if resent == 0:
         flash(request, "That message cannot be resent (it is pending, sending or cancelled).")
     else:
         flash(request, f"Message {message_id} will be sent again shortly.")

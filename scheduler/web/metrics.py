@@ -18,7 +18,7 @@ import hmac
 import logging
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -32,12 +32,12 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from notifications.models import Message, MessageStatus, utcnow
+from notifications import outbox
+from notifications.models import MessageStatus, utcnow
 from scheduler.db import Database
 from scheduler.models import SCHEDULED, Registration, SeatPool, TrainingSession
 from scheduler.web.errors import error_response
@@ -148,27 +148,6 @@ UNSENT = (
 )
 
 
-async def outbox_lag(conn: AsyncConnection, now: datetime) -> tuple[int, float]:
-    """``(messages due and not yet sent, age in seconds of the oldest of them)``.
-
-    Lag is how far the dispatcher is behind: 0 when nothing is overdue.
-    """
-    row = (
-        await conn.execute(
-            select(func.count(), func.min(Message.due_at)).where(
-                Message.status.in_([MessageStatus.PENDING, MessageStatus.SENDING]),
-                Message.due_at <= now,
-            )
-        )
-    ).one()
-    due, oldest = int(row[0]), row[1]
-    if oldest is None:
-        return due, 0.0
-    if oldest.tzinfo is None:  # min() skips the column's type decorator on some backends
-        oldest = oldest.replace(tzinfo=now.tzinfo)
-    return due, max(0.0, (now - oldest).total_seconds())
-
-
 async def read_snapshot(db: Database) -> Snapshot:
     """Read every database-derived gauge in one snapshot; a dead database gives ``up=0``."""
     now = utcnow()
@@ -198,27 +177,11 @@ async def read_snapshot(db: Database) -> Snapshot:
             snapshot.registrations = {str(s): int(n) for s, n in by_status.all()}
             # Named statuses, not ``!= sent``: an inequality cannot use (status, id) and read
             # all 1.8 million rows of five years' sent mail (bench/bench_history.py).
-            outbox = await conn.execute(
-                select(Message.status, func.count())
-                .where(Message.status.in_(UNSENT))
-                .group_by(Message.status)
-            )
-            snapshot.outbox = {str(s): int(n) for s, n in outbox.all()}
-            sent = await conn.execute(
-                select(func.count()).where(
-                    Message.status == MessageStatus.SENT,
-                    Message.sent_at > now - timedelta(days=1),
-                )
-            )
-            snapshot.sent_last_day = int(sent.scalar_one())
-            snapshot.outbox_due, snapshot.outbox_lag_seconds = await outbox_lag(conn, now)
+            snapshot.outbox = await outbox.count_by_status(conn, UNSENT)
+            snapshot.sent_last_day = await outbox.count_sent_since(conn, now - timedelta(days=1))
+            snapshot.outbox_due, snapshot.outbox_lag_seconds = await outbox.lag(conn, now)
             snapshot.send_failures = snapshot.outbox.get(MessageStatus.FAILED, 0)
-            retrying = await conn.execute(
-                select(func.count()).where(
-                    Message.status == MessageStatus.PENDING, Message.last_error.is_not(None)
-                )
-            )
-            snapshot.retrying = int(retrying.scalar_one())
+            snapshot.retrying = await outbox.count_retrying(conn)
         snapshot.database_up = True
     except Exception as exc:  # a scrape must still answer when the database does not
         log.warning("metrics: database unreachable (%s)", type(exc).__name__)
@@ -329,7 +292,7 @@ async def healthz(request: Request) -> Response:
     try:
         async with db.read() as conn:
             await conn.execute(text("SELECT 1"))
-            due, lag = await outbox_lag(conn, utcnow())
+            due, lag = await outbox.lag(conn, utcnow())
     except Exception as exc:  # any failure to reach the database means unhealthy
         return error_response(
             503,

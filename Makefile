@@ -27,11 +27,9 @@ $(JS_STAMP): tests/js/package.json tests/js/package-lock.json
 run: $(STAMP)
 	$(BIN)/scheduler serve --demo
 
-# Two workers for everything but the few tests that need the PostgreSQL server to themselves,
-# which run after, alone. Exit code 5 is "no test selected", for PYTEST_ARGS that pick none.
+# Two workers: most of a test is waiting on PostgreSQL, a server process or Chromium.
 test: $(TEST_STAMP) $(JS_STAMP)
-	$(BIN)/python -m pytest -n 2 --dist worksteal -m "not serial" $(PYTEST_ARGS)
-	$(BIN)/python -m pytest -m serial $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(BIN)/python -m pytest -n 2 --dist worksteal $(PYTEST_ARGS)
 
 bench: $(TEST_STAMP)
 	$(BIN)/python -m bench

@@ -31,7 +31,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select, text
+from sqlalchemy import any_, func, select, text
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -154,14 +154,24 @@ async def read_snapshot(db: Database) -> Snapshot:
     snapshot = Snapshot()
     try:
         async with db.read() as conn:
+            upcoming = select(TrainingSession.id).where(
+                TrainingSession.status == SCHEDULED, TrainingSession.starts_at > now
+            )
+            # PostgreSQL plans a join (or IN) as a hash join over the pools of every session
+            # ever held, 4 ms with five years of history; = ANY(ARRAY(...)) probes the
+            # (session_id, attendance) index for the few upcoming ones instead (0.15 ms).
+            wanted = (
+                SeatPool.session_id.in_(upcoming)
+                if db.is_sqlite
+                else SeatPool.session_id == any_(func.array(upcoming.scalar_subquery()))
+            )
             seats = await conn.execute(
                 select(
                     SeatPool.session_id,
                     SeatPool.attendance,
                     SeatPool.capacity - SeatPool.confirmed - SeatPool.held,
                 )
-                .join(TrainingSession, TrainingSession.id == SeatPool.session_id)
-                .where(TrainingSession.status == SCHEDULED, TrainingSession.starts_at > now)
+                .where(wanted)
                 .order_by(SeatPool.session_id, SeatPool.attendance)
             )
             snapshot.seats_left = [(int(s), str(a), int(n)) for s, a, n in seats.all()]

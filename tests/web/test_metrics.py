@@ -119,6 +119,30 @@ async def test_seats_left_follow_capacity_changes(
     assert value(parsed, "scheduler_seats_left", session_id=sid, attendance="virtual") == 8
 
 
+async def test_seats_left_list_only_upcoming_scheduled_sessions(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    await make_course(client, admin_headers)
+    upcoming = await make_session(client, admin_headers, in_person=4)
+    later = await make_session(client, admin_headers, in_person=6, days=20)
+    cancelled = await make_session(client, admin_headers, in_person=5)
+    past = await make_session(client, admin_headers, in_person=7, days=-3, record_past=True)
+    response = await client.post(
+        f"/api/sessions/{cancelled['id']}/cancel",
+        json={"reason": "Instructor ill"},
+        headers=admin_headers,
+    )
+    assert response.status_code == 200, response.text
+    parsed = samples((await client.get("/metrics")).text)
+    listed = {
+        dict(labels)["session_id"]: left
+        for (name, labels), left in parsed.items()
+        if name == "scheduler_seats_left"
+    }
+    assert listed == {str(upcoming["id"]): 4, str(later["id"]): 6}
+    assert str(past["id"]) not in listed
+
+
 async def test_healthz_reports_database_and_outbox_lag(
     client: httpx.AsyncClient, db: Database
 ) -> None:

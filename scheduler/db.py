@@ -150,11 +150,12 @@ class Database:
         async with self.engine.connect() as conn:
             if self.is_sqlite:
                 await conn.execution_options(sqlite_immediate=True)
-            try:
-                async with conn.begin():
-                    yield conn
-            finally:
-                wrote_outbox = conn.info.pop(_WROTE_OUTBOX, False)
+            async with conn.begin():
+                yield conn
+            # Read only once committed: after a failure the connection may be invalidated, and
+            # touching its info would try to reconnect outside a greenlet (MissingGreenlet). A
+            # flag left behind by a rollback costs one needless wake-up at most.
+            wrote_outbox = conn.info.pop(_WROTE_OUTBOX, False)
         if wrote_outbox:
             self._outbox_committed()
 

@@ -43,6 +43,10 @@ class Axe:
 
     def run(self, page: Page) -> dict[str, Any]:
         """The axe results for the page as it is now, for the WCAG 2.1 A/AA tags only."""
+        # A click that follows a link returns once the next page has begun to load: running
+        # axe before it has loaded met a document being replaced ("Cannot read properties of
+        # null (reading 'documentElement')"). Already loaded, this returns at once.
+        page.wait_for_load_state("load")
         self.inject(page)
         results: dict[str, Any] = page.evaluate(
             """tags => axe.run(document, {

@@ -119,7 +119,9 @@ def story(mail_live: Any) -> dict[str, Any]:
     return {"session": moved.json(), "people": people, "url": mail_live.url, "held": held}
 
 
-def wait_for_link(smtp: Any, recipient: str) -> str:
+def wait_for_link(smtp: Any, recipient: str, server: Any) -> str:
+    """The sign-in link in the mail the sink received for ``recipient``; if none comes, the
+    failure lists what did arrive and ends with the server's log, so a miss can be explained."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         for message in smtp.messages:
@@ -129,7 +131,11 @@ def wait_for_link(smtp: Any, recipient: str) -> str:
                 if found:
                     return found.group(0)
         time.sleep(0.2)
-    raise AssertionError(f"no sign-in link reached {recipient}")
+    arrived = [f"{m['To']}: {m['Subject']}" for m in smtp.messages]
+    log = server.log.read_text(errors="replace")[-6000:]
+    raise AssertionError(
+        f"no sign-in link reached {recipient}; the sink got {arrived}\nserver log:\n{log}"
+    )
 
 
 def check(page: Page, name: str, axe: Any, shots: Any) -> None:
@@ -138,7 +144,7 @@ def check(page: Page, name: str, axe: Any, shots: Any) -> None:
 
 
 def test_instructor_signs_in_marks_imports_and_finalizes(
-    story, smtp_server, browser: Browser, axe, shots, watch
+    story, smtp_server, mail_live, browser: Browser, axe, shots, watch
 ):
     url = story["url"]
     session = story["session"]
@@ -152,7 +158,7 @@ def test_instructor_signs_in_marks_imports_and_finalizes(
     expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
     check(page, "instructor-login-sent", axe, shots)
 
-    page.goto(wait_for_link(smtp_server, "dana@pd.example.org"))
+    page.goto(wait_for_link(smtp_server, "dana@pd.example.org", mail_live))
     check(page, "instructor-login-confirm", axe, shots)
     page.get_by_role("button", name="Sign in to my sessions").click()
     expect(page.get_by_role("heading", name="My sessions")).to_be_visible()

@@ -137,7 +137,7 @@ class SmtpTransport:
             except BaseException as exc:
                 # A connection that failed mid-conversation is in an unknown state: drop it.
                 if client is not None:
-                    client.close()
+                    _drop(client)
                 mapped = _classify(exc)
                 if mapped is exc:
                     raise
@@ -160,18 +160,44 @@ class SmtpTransport:
         except BaseException:
             # Not yet handed to send(), so nothing else would close it: a refused login
             # would leak its (TLS) connection every retry.
-            client.close()
+            _drop(client)
             raise
         return client
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
         for client in idle:
+            transport = client.transport
             try:
                 async with asyncio.timeout(5):
                     await client.quit()
             except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                pass
+            finally:
+                # After QUIT the session is over: the socket goes now, not after a TLS
+                # close_notify exchange that a loop about to stop would never finish.
+                _abort(transport)
                 client.close()
+
+
+def _drop(client: aiosmtplib.SMTP) -> None:
+    """Close a connection that failed, at once.
+
+    aiosmtplib's ``close()`` closes a TLS connection gracefully: it sends close_notify and keeps
+    the socket until the server answers, up to ``ssl_shutdown_timeout`` (30 s). A server that
+    just failed us may never answer, and a loop that stops meanwhile (a shutdown, a test's end)
+    leaves that socket open. ``abort()`` frees the socket on the loop's next pass; ``close()``
+    then resets aiosmtplib's own state.
+    """
+    _abort(client.transport)
+    client.close()
+
+
+def _abort(transport: asyncio.BaseTransport | None) -> None:
+    if isinstance(transport, asyncio.WriteTransport):
+        transport.abort()
+    elif transport is not None:
+        transport.close()
 
 
 def needs_smtputf8(message: EmailMessage) -> bool:

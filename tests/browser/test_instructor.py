@@ -14,7 +14,9 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import select
 
+from notifications.models import Message
 from scheduler import tokens
 from scheduler.db import Database
 from tests.attendance_support import zoom_report
@@ -134,8 +136,38 @@ def wait_for_link(smtp: Any, recipient: str, server: Any) -> str:
     arrived = [f"{m['To']}: {m['Subject']}" for m in smtp.messages]
     log = server.log.read_text(errors="replace")[-6000:]
     raise AssertionError(
-        f"no sign-in link reached {recipient}; the sink got {arrived}\nserver log:\n{log}"
+        f"no sign-in link reached {recipient}; the sink got {arrived}\n"
+        f"outbox (id, kind, status, attempts, due, lease, error, sent):\n"
+        f"{outbox_rows(server.env['SCHEDULER_DATABASE_URL'])}\nserver log:\n{log}"
     )
+
+
+def outbox_rows(database_url: str) -> str:
+    """Every outbox row, a line each: whether a message was queued, is in flight (leased),
+    waits for a retry, or went out without reaching the sink."""
+
+    async def read() -> list[Any]:
+        db = Database.from_url(database_url)
+        try:
+            async with db.read() as conn:
+                return list(
+                    await conn.execute(
+                        select(
+                            Message.id,
+                            Message.kind,
+                            Message.status,
+                            Message.attempts,
+                            Message.due_at,
+                            Message.lease_until,
+                            Message.last_error,
+                            Message.sent_at,
+                        ).order_by(Message.id)
+                    )
+                )
+        finally:
+            await db.dispose()
+
+    return "\n".join(str(tuple(row)) for row in asyncio.run(read()))
 
 
 def check(page: Page, name: str, axe: Any, shots: Any) -> None:

@@ -92,7 +92,7 @@ class Jobs:
         self._loop = asyncio.get_running_loop()
         self._clock = AsyncIOScheduler(event_loop=self._loop)
         self._clock.add_job(
-            self.nudge,
+            self.tick,
             "interval",
             seconds=TICK_SECONDS,
             id="outbox",
@@ -155,7 +155,19 @@ class Jobs:
             else:
                 log.exception("hold release failed; retrying on the next tick")
 
+    async def tick(self) -> None:
+        """The clock's once-a-second look at the outbox.
+
+        A coroutine on purpose: APScheduler's asyncio executor runs a plain function in a
+        thread of the loop's executor, and ``asyncio.Event`` is not thread-safe. From a thread,
+        ``set()`` could land between the worker's look at the flag and its wait: the flag then
+        stays set with nobody woken, every later ``set()`` does nothing, and the dispatcher
+        sleeps for good (a sign-in link that never went out, once in about ten suite runs).
+        """
+        self.nudge()
+
     def nudge(self) -> None:
+        """Ask for a dispatch pass now; only ever called on the event loop's thread."""
         self.dispatcher.again = True
         self._wake.set()
 
